@@ -1,0 +1,39 @@
+"""Shared fixtures: analysis spaces (the real MNI mask and a tiny toy grid) and an RNG."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dmeta.datasets import default_mask_path
+from dmeta.space import Space
+
+
+
+
+@pytest.fixture(scope="session")
+def mask_path() -> Path:
+    """The MNI152 2 mm brain mask dmeta uses as its default space."""
+    return default_mask_path()
+
+
+@pytest.fixture(scope="session")
+def space(mask_path) -> Space:
+    """The default MNI152 2 mm space (91x109x91, 228,483 voxels)."""
+    return Space.from_mask(mask_path)
+
+
+@pytest.fixture(scope="session")
+def toy_space() -> Space:
+    """A small ellipsoid mask on a 3 mm, x-flipped grid: fast, and catches axis mix-ups."""
+    i, j, k = np.indices((6, 7, 5))
+    mask = ((i - 2.5) / 3) ** 2 + ((j - 3) / 3.5) ** 2 + ((k - 2) / 2.5) ** 2 <= 1
+    affine = np.array(
+        [[-3.0, 0, 0, 9], [0, 3.0, 0, -12], [0, 0, 3.0, -6], [0, 0, 0, 1]]
+    )
+    return Space(mask, affine, name="toy")
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20240611)
