@@ -37,3 +37,33 @@ def toy_space() -> Space:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20240611)
+
+
+@pytest.fixture(scope="session")
+def client():
+    """Two single-threaded local workers, shared by the tests that run Dask graphs."""
+    from dmeta.compute import close, connect
+
+    client = connect("local", workers=2, quiet=True, dashboard_address=":0")
+    yield client
+    close(client)
+
+
+@pytest.fixture(scope="session")
+def knowledge():
+    """The semantic-knowledge example (21 Sleuth experiments)."""
+    from dmeta.datasets import load_example
+
+    return load_example("semantic_knowledge")
+
+
+@pytest.fixture(scope="session")
+def knowledge_ale(knowledge):
+    """ALE fitted to the semantic-knowledge example."""
+    import warnings
+
+    from dmeta.ale import ALE
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return ALE().fit(knowledge)

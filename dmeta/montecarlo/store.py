@@ -1,0 +1,88 @@
+"""Monte Carlo nulls kept block by block in a Zarr group, so runs resume and extend.
+
+Layout of group ``montecarlo/<name>``: ``values`` (iteration x 3: max ALE, max cluster
+size, max cluster mass), ``hist`` (block x bin, the voxelwise-null histogram of each
+block), and ``filled`` (block: how many iterations of the block are written). A block's
+values are written before its ``filled`` entry, and Zarr writes each chunk file
+atomically, so a run killed at any point leaves a readable store whose ``filled`` entries
+describe exactly what is there. The group's attributes record the plan fingerprint, the
+seed and the block size; a store written for other inputs is refused, never mixed.
+"""
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from dmeta.errors import InputError
+
+NULL_NAMES = ("max_stat", "max_cluster_size", "max_cluster_mass")
+
+
+class NullStore:
+    """Blocks of one Monte Carlo null in a Zarr group (in memory when ``path`` is None)."""
+
+    def __init__(self, group, seed, chunk_iters):
+        self.group = group
+        self.seed = seed
+        self.chunk_iters = chunk_iters
+
+    @classmethod
+    def open(cls, path, name, plan, seed, chunk_iters):
+        """Open (or create) the null ``name`` for ``plan``; refuse a mismatched one."""
+        root = zarr.open_group(zarr.storage.MemoryStore() if path is None else str(path), mode="a")
+        mc = root.require_group("montecarlo")
+        if name in mc:
+            group = mc[name]
+            attrs = dict(group.attrs)
+            if attrs.get("fingerprint") != plan.fingerprint() or (
+                seed is not None and attrs.get("seed") != seed
+            ):
+                raise InputError(
+                    f"{path}: holds a Monte Carlo null computed from other inputs or "
+                    f"parameters (seed {attrs.get('seed')}); use another --out/store or "
+                    "delete it"
+                )
+            return cls(group, attrs["seed"], attrs["chunk_iters"])
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
+        group = mc.create_group(name)
+        group.create_array("values", shape=(0, 3), chunks=(chunk_iters, 3), dtype="f8")
+        group.create_array("hist", shape=(0, plan.n_bins), chunks=(1, plan.n_bins), dtype="i8")
+        group.create_array("filled", shape=(0,), chunks=(1,), dtype="i8", fill_value=0)
+        group.attrs.update(
+            {"fingerprint": plan.fingerprint(), "seed": int(seed), "chunk_iters": chunk_iters}
+        )
+        return cls(group, int(seed), chunk_iters)
+
+    def _blocks(self, n_iters):
+        c = self.chunk_iters
+        return [(b, b * c, min((b + 1) * c, n_iters)) for b in range(-(-n_iters // c))]
+
+    def pending(self, n_iters):
+        """(start, stop) of the blocks still to compute for the first ``n_iters``."""
+        blocks = self._blocks(n_iters)
+        if self.group["filled"].shape[0] < len(blocks):
+            self.group["values"].resize((len(blocks) * self.chunk_iters, 3))
+            self.group["hist"].resize((len(blocks), self.group["hist"].shape[1]))
+            self.group["filled"].resize((len(blocks),))
+        filled = self.group["filled"][:]
+        return [(a, b) for n, a, b in blocks if filled[n] != b - a]
+
+    def write(self, start, stop, values, hist):
+        """Store one finished block; its ``filled`` entry goes last."""
+        block = start // self.chunk_iters
+        self.group["values"][start:stop] = values
+        self.group["hist"][block] = hist
+        self.group["filled"][block] = stop - start
+
+    def read(self, n_iters):
+        """The null of the first ``n_iters`` iterations and their summed histogram."""
+        blocks = self._blocks(n_iters)
+        values = self.group["values"][:n_iters]
+        hist = self.group["hist"][: len(blocks)].sum(axis=0)
+        nulls = xr.Dataset(
+            {name: ("iteration", values[:, n]) for n, name in enumerate(NULL_NAMES)},
+            coords={"iteration": np.arange(n_iters)},
+            attrs={"seed": self.seed, "n_iters": n_iters},
+        )
+        return nulls, hist
