@@ -6,7 +6,9 @@ started exits with 1; neither prints a traceback.
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -78,38 +80,55 @@ def _summary(result, name):
 def cmd_ale(args):
     from dmeta.io import load
 
-    result = run_ale(load(args.input), args.out, args.n_iters, args.seed, args.voxel_thresh,
-                     args.chunk_iters, args.nifti)
+    cset = load(args.input)
+    with _cluster(args):
+        result = run_ale(cset, args.out, args.n_iters, args.seed, args.voxel_thresh,
+                         args.chunk_iters, args.nifti)
     print(_summary(result, Path(args.input).name))
-    print(f"results: {args.out}" + (f"  NIfTI: {args.nifti}" if args.nifti else ""))
+    print(f"results: {Path(args.out).resolve()}"
+          + (f"  NIfTI maps: {Path(args.nifti).resolve()}" if args.nifti else ""))
 
 
 def cmd_demo(args):
     from dmeta.datasets import load_example
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out).resolve()
     n_iters = 200 if _quick() else 5000
     cset = load_example("semantic_knowledge")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
+    with _cluster(args), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the foci outside the mask
         result = run_ale(cset, out / "semantic_knowledge.zarr", n_iters, seed=1,
                          voxel_thresh=0.001, nifti=out / "semantic_knowledge")
     print(_summary(result, "semantic_knowledge"))
-    print(f"results: {out.resolve()}/semantic_knowledge.zarr, NIfTI maps in "
-          f"{out.resolve()}/semantic_knowledge/")
+    print(f"results: {out / 'semantic_knowledge.zarr'} (open with dmeta.open_result)")
+    print(f"NIfTI maps and tables: {out / 'semantic_knowledge'}/")
+
+
+def _cluster(args):
+    from dmeta.compute import session
+
+    return session(args.cluster, args.workers)
 
 
 COMMANDS = {"ale": cmd_ale, "demo": cmd_demo}
 
 
+def _interrupt_on_sigterm():
+    """A scheduler's SIGTERM ends the run like Ctrl-C, so worker jobs are released."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from dmeta.compute import ClusterError, session
+    if threading.current_thread() is threading.main_thread():
+        _interrupt_on_sigterm()
+    from dmeta.compute import ClusterError
 
     try:
-        with session(args.cluster, args.workers):
-            COMMANDS[args.command](args)
+        COMMANDS[args.command](args)
     except InputError as exc:
         print(f"dmeta: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
