@@ -1,14 +1,26 @@
 """Compiled hot loop of the Monte Carlo null: one random-foci ALE map per iteration.
 
 Everything stays in log space: log(1 - ALE) = sum over analyses of log(1 - MA), and an
-analysis's log(1 - MA) is the minimum over its foci of log(1 - kernel). Only the kernel cubes
-around the random foci are touched. The volume is swept in slabs of a few planes whose
-buffers fit in a core's cache, because scattering kernel cubes over a whole-volume buffer
-is bound by memory latency, not arithmetic. Every buffer is reset where it was touched, so
-an iteration costs two or three passes over its foci's kernel voxels, never the volume.
-Clusters are labelled among the few supra-threshold voxels only.
+analysis's log(1 - MA) is the minimum over its foci of log(1 - kernel). Both sums and
+minima of log values (all <= 0) leave a voxel unchanged when given 0, which the layout below
+relies on.
 
-Buffers and kernels are float32, the precision NiMARE keeps MA and ALE maps in.
+The volume is swept in slabs of a few planes whose buffers fit in a core's cache, because
+scattering kernel cubes over a whole-volume buffer is bound by memory latency, not
+arithmetic. Within a slab:
+
+* every kernel row is stored zero-padded to a fixed width ``W`` (a multiple of the SIMD
+  width), and slab rows carry ``W - 1`` spare voxels, so a kernel row is always applied
+  whole: no clipping at the volume's z edges, and loops of one fixed length that compile
+  to a few vector instructions;
+* a focus whose cube meets no other cube of its analysis in the slab adds straight into
+  the total; those that meet take their minimum in a second buffer, then move it in;
+* the slab is then read once densely (max ALE, supra-threshold voxels) and zeroed, which
+  is cheaper than revisiting the cubes since they cover the volume more than once over.
+
+Clusters are labelled among the few supra-threshold voxels only. Buffers and kernels are
+float32, the precision NiMARE keeps MA and ALE maps in; sums run over analyses in their
+order, so an iteration's values do not depend on how iterations are blocked.
 """
 
 import numba
@@ -17,8 +29,11 @@ import numpy as np
 #: Columns of the per-iteration output.
 MAX_STAT, MAX_SIZE, MAX_MASS = 0, 1, 2
 
-#: Planes per slab: two float32 buffers of SLAB x 109 x 91 voxels stay well inside L2.
+#: Planes per slab: two float32 buffers of SLAB x 109 x 114 voxels stay inside L2.
 SLAB = 4
+
+#: Kernel rows are padded to a multiple of this many float32 (one AVX register).
+LANES = 8
 
 
 @numba.njit(cache=True, inline="always")
@@ -26,36 +41,92 @@ def _span(c, rad, lo, hi):
     return max(c - rad, lo), min(c + rad + 1, hi)
 
 
+def padded_rows(log_kernels):
+    """Kernels as (n_kernels, s, s, W) with each z row zero-padded to W, a multiple of LANES."""
+    n, s = log_kernels.shape[:2]
+    width = -(-s // LANES) * LANES
+    rows = np.zeros((n, s, s, width), dtype=np.float32)
+    rows[..., :s] = log_kernels
+    return rows
+
+
+#: Unsigned indices spare every access numba's negative-index wraparound test, which
+#: otherwise keeps LLVM from vectorising the row loops.
+_U = numba.uint64
+
+
+@numba.njit(cache=True, inline="always")
+def _add_row(out, o, kern, b, width):
+    """out[o:o + W] += kern[b:b + W]."""
+    for t in range(width):
+        out[_U(o + t)] += kern[_U(b + t)]
+
+
+@numba.njit(cache=True, inline="always")
+def _min_row(out, o, kern, b, width, one):
+    """out[o:o + W] = min(out[o:o + W], kern[b:b + W]).
+
+    ``one`` is 1.0 passed at run time: multiplying by it is exact, but it makes the store
+    unconditional, so LLVM emits vector min + store instead of a masked store, which is
+    several times slower on AMD cores.
+    """
+    for t in range(width):
+        x, y = out[_U(o + t)], kern[_U(b + t)]
+        out[_U(o + t)] = (y if y < x else x) * one
+
+
+@numba.njit(cache=True, inline="always")
+def _move_row(total, buf, o, width):
+    """total[o:o + W] += buf[o:o + W]; buf[o:o + W] = 0 (a second visit adds zeros)."""
+    for t in range(width):
+        total[_U(o + t)] += buf[_U(o + t)]
+        buf[_U(o + t)] = 0.0
+
+
 @numba.njit(cache=True)
-def _scatter(out, kern, big_r, rad, c, s0, s1, ny, nz, mode):
-    """Apply one kernel cube to the slab buffer ``out``: 0 add, 1 min."""
-    i0, i1 = _span(c[0], rad, s0, s1)
-    j0, j1 = _span(c[1], rad, 0, ny)
-    k0, k1 = _span(c[2], rad, 0, nz)
+def _apply_cube(out, kern, side, width, rad, ci, cj, ck, s0, s1, ny, nzp, mode, one):
+    """Apply one focus's kernel rows (flat ``kern``) to the slab buffer ``out``: 0 add, 1 min."""
+    big_r = side // 2
+    i0, i1 = _span(ci, rad, s0, s1)
+    j0, j1 = _span(cj, rad, 0, ny)
     for i in range(i0, i1):
         for j in range(j0, j1):
-            row = ((i - s0) * ny + j) * nz
-            ki, kj, kk = i - c[0] + big_r, j - c[1] + big_r, k0 - c[2] + big_r
+            # The row's first voxel is z = ck - big_r, stored at ck - big_r + big_r = ck.
+            o = ((i - s0) * ny + j) * nzp + ck
+            b = ((i - ci + big_r) * side + j - cj + big_r) * width
             if mode == 0:
-                for k in range(k0, k1):
-                    out[row + k] += kern[ki, kj, kk + k - k0]
+                _add_row(out, o, kern, b, width)
             else:
-                for k in range(k0, k1):
-                    out[row + k] = min(out[row + k], kern[ki, kj, kk + k - k0])
+                _min_row(out, o, kern, b, width, one)
 
 
 @numba.njit(cache=True)
-def _move(total, buf, rad, c, s0, s1, ny, nz):
-    """total += buf; buf = 0 over one cube (a second visit adds zeros)."""
-    i0, i1 = _span(c[0], rad, s0, s1)
-    j0, j1 = _span(c[1], rad, 0, ny)
-    k0, k1 = _span(c[2], rad, 0, nz)
+def _move_cube(total, buf, width, rad, ci, cj, ck, s0, s1, ny, nzp):
+    """Move one cube's rows of ``buf`` into ``total``, leaving ``buf`` zeroed."""
+    i0, i1 = _span(ci, rad, s0, s1)
+    j0, j1 = _span(cj, rad, 0, ny)
     for i in range(i0, i1):
         for j in range(j0, j1):
-            row = ((i - s0) * ny + j) * nz
-            for k in range(k0, k1):
-                total[row + k] += buf[row + k]
-                buf[row + k] = 0.0
+            _move_row(total, buf, ((i - s0) * ny + j) * nzp + ck, width)
+
+
+@numba.njit(cache=True)
+def _mark_shared(hits, first, last, centers, rad, shared):
+    """Flag the foci ``hits[first:last]`` whose cube meets another one of them.
+
+    Only those need the minimum over foci; a focus alone over its cube adds straight into
+    the total. Either way each voxel receives one term per analysis, in analysis order.
+    """
+    for p in range(first, last):
+        shared[p] = False
+    for p in range(first, last):
+        for q in range(p + 1, last):
+            fp, fq = hits[p], hits[q]
+            reach = rad[fp] + rad[fq]
+            if (abs(centers[fp, 1] - centers[fq, 1]) <= reach
+                    and abs(centers[fp, 2] - centers[fq, 2]) <= reach
+                    and abs(centers[fp, 0] - centers[fq, 0]) <= reach):
+                shared[p] = shared[q] = True
 
 
 @numba.njit(cache=True)
@@ -64,6 +135,17 @@ def _nearest(value, inv_step, n_bins):
     low = np.floor(scaled)
     idx = int(low) + int(scaled - low >= 0.5)
     return min(max(idx, 0), n_bins - 1)
+
+
+@numba.njit(cache=True)
+def _any_below(total, o, n, cut):
+    """Whether any of ``total[o:o + n]`` is below ``cut``: a compare-and-or that vectorises,
+    unlike a float min reduction, so rows holding no new maximum and no supra-threshold
+    voxel are dismissed without visiting their voxels one by one."""
+    found = False
+    for k in range(n):
+        found |= total[_U(o + k)] < cut
+    return found
 
 
 @numba.njit(cache=True)
@@ -83,8 +165,9 @@ def null_iterations(draws, mask_ijk, starts, kernel_index, radii, log_kernels, s
         Which of ``log_kernels`` each analysis uses.
     radii : (n_kernels,) int64
         Half side of each kernel's own cube.
-    log_kernels : (n_kernels, s, s, s) float32
-        log(1 - kernel), zero-padded to one cube of side s.
+    log_kernels : (n_kernels, s, s, W) float32
+        log(1 - kernel), zero-padded to one cube of side s, rows padded to W (see
+        :func:`padded_rows`).
     shape : (3,) int64
         Volume shape.
     mask_flat : (prod(shape),) uint8
@@ -104,13 +187,22 @@ def null_iterations(draws, mask_ijk, starts, kernel_index, radii, log_kernels, s
     n_iters, n_foci = draws.shape
     n_analyses = starts.shape[0] - 1
     nx, ny, nz = shape[0], shape[1], shape[2]
-    big_r = log_kernels.shape[1] // 2
+    side = log_kernels.shape[1]
+    big_r = side // 2
+    width = log_kernels.shape[3]
+    flat_kernels = log_kernels.reshape(log_kernels.shape[0], -1)
+    nzp = nz + width - 1
     plane = ny * nz
     n_mask = mask_ijk.shape[0]
     n_bins = hist.shape[0]
     log_thresh = np.log1p(-thresh)
-    total = np.zeros(SLAB * plane, dtype=np.float32)
-    buf = np.zeros(SLAB * plane, dtype=np.float32)
+    # The float32 nearest above log_thresh: any float32 value below log_thresh is below it.
+    cut_thresh = np.float32(log_thresh)
+    if cut_thresh < log_thresh:
+        cut_thresh = np.nextafter(cut_thresh, np.float32(0.0))
+    one = np.float32(thresh == thresh)  # 1.0 that LLVM cannot fold away, see _min_row
+    total = np.zeros(SLAB * ny * nzp, dtype=np.float32)
+    buf = np.zeros(SLAB * ny * nzp, dtype=np.float32)
     labels = np.zeros(nx * plane, dtype=np.int64)
     supra = np.empty(nx * plane, dtype=np.int64)
     supra_ale = np.empty(nx * plane)
@@ -118,6 +210,7 @@ def null_iterations(draws, mask_ijk, starts, kernel_index, radii, log_kernels, s
     centers = np.empty((n_foci, 3), dtype=np.int64)
     rad = np.empty(n_foci, dtype=np.int64)
     hits = np.empty(n_foci, dtype=np.int64)
+    shared = np.empty(n_foci, dtype=np.bool_)
     out = np.zeros((n_iters, 3))
 
     for it in range(n_iters):
@@ -125,68 +218,62 @@ def null_iterations(draws, mask_ijk, starts, kernel_index, radii, log_kernels, s
             for f in range(starts[a], starts[a + 1]):
                 centers[f] = mask_ijk[draws[it, f]]
                 rad[f] = radii[kernel_index[a]]
-        lowest = 0.0
+        lowest = np.float32(0.0)
         n_supra = 0
         n_seen = 0
         for s0 in range(0, nx, SLAB):
             s1 = min(s0 + SLAB, nx)
             n_hits = 0
             for a in range(n_analyses):
-                kern = log_kernels[kernel_index[a]]
+                kern = flat_kernels[kernel_index[a]]
                 first = n_hits
                 for f in range(starts[a], starts[a + 1]):
                     if centers[f, 0] + rad[f] >= s0 and centers[f, 0] - rad[f] < s1:
                         hits[n_hits] = f
                         n_hits += 1
-                disjoint = True
+                _mark_shared(hits, first, n_hits, centers, rad, shared)
                 for p in range(first, n_hits):
-                    for q in range(p + 1, n_hits):
-                        fp, fq = hits[p], hits[q]
-                        reach = rad[fp] + rad[fq]
-                        if (abs(centers[fp, 1] - centers[fq, 1]) <= reach
-                                and abs(centers[fp, 2] - centers[fq, 2]) <= reach
-                                and abs(centers[fp, 0] - centers[fq, 0]) <= reach):
-                            disjoint = False
-                if disjoint:
-                    for p in range(first, n_hits):
-                        f = hits[p]
-                        _scatter(total, kern, big_r, rad[f], centers[f], s0, s1, ny, nz, 0)
-                else:
-                    for p in range(first, n_hits):
-                        f = hits[p]
-                        _scatter(buf, kern, big_r, rad[f], centers[f], s0, s1, ny, nz, 1)
-                    for p in range(first, n_hits):
-                        f = hits[p]
-                        _move(total, buf, rad[f], centers[f], s0, s1, ny, nz)
+                    f = hits[p]
+                    _apply_cube(buf if shared[p] else total, kern, side, width, rad[f],
+                                centers[f, 0], centers[f, 1], centers[f, 2], s0, s1, ny, nzp,
+                                1 if shared[p] else 0, one)
+                for p in range(first, n_hits):
+                    f = hits[p]
+                    if shared[p]:
+                        _move_cube(total, buf, width, rad[f], centers[f, 0], centers[f, 1],
+                                   centers[f, 2], s0, s1, ny, nzp)
+            if n_hits == 0:
+                continue
 
-            # Collect the slab: max ALE, supra-threshold voxels, histogram; reset total.
+            # Read the slab densely over the rows the cubes reached, then zero them. A row
+            # is read voxel by voxel only if it may hold a new maximum or a supra-threshold
+            # voxel (the vector test ignores the mask, so it errs on the safe side).
+            j_lo, j_hi = ny, 0
             for p in range(n_hits):
-                c = centers[hits[p]]
-                i0, i1 = _span(c[0], rad[hits[p]], s0, s1)
-                j0, j1 = _span(c[1], rad[hits[p]], 0, ny)
-                k0, k1 = _span(c[2], rad[hits[p]], 0, nz)
-                for i in range(i0, i1):
-                    for j in range(j0, j1):
-                        row = ((i - s0) * ny + j) * nz
-                        for k in range(k0, k1):
-                            v = total[row + k]
-                            if v == 0.0:
-                                continue
-                            total[row + k] = 0.0
-                            idx = s0 * plane + row + k
-                            if mask_flat[idx] == 0:
-                                continue
+                f = hits[p]
+                j0, j1 = _span(centers[f, 1], rad[f], 0, ny)
+                j_lo, j_hi = min(j_lo, j0), max(j_hi, j1)
+            for i in range(s0, s1):
+                for j in range(j_lo, j_hi):
+                    o = ((i - s0) * ny + j) * nzp + big_r
+                    m = (i * ny + j) * nz
+                    if n_bins == 1 and not _any_below(total, o, nz, max(lowest, cut_thresh)):
+                        continue
+                    for k in range(nz):
+                        v = total[o + k]
+                        if v == 0.0 or mask_flat[m + k] == 0:
+                            continue
+                        lowest = min(lowest, v)
+                        if n_bins > 1:
                             n_seen += 1
-                            if v < lowest:
-                                lowest = v
-                            if n_bins > 1:
-                                hist[_nearest(-np.expm1(v), inv_step, n_bins)] += 1
-                            if v < log_thresh:
-                                ale = -np.expm1(np.float64(v))
-                                if ale > thresh:
-                                    supra[n_supra] = idx
-                                    supra_ale[n_supra] = ale
-                                    n_supra += 1
+                            hist[_nearest(-np.expm1(v), inv_step, n_bins)] += 1
+                        if v < log_thresh:
+                            ale = -np.expm1(np.float64(v))
+                            if ale > thresh:
+                                supra[n_supra] = m + k
+                                supra_ale[n_supra] = ale
+                                n_supra += 1
+                total[((i - s0) * ny + j_lo) * nzp:((i - s0) * ny + j_hi) * nzp] = 0.0
         if n_bins > 1:
             hist[0] += n_mask - n_seen
         out[it, MAX_STAT] = -np.expm1(np.float64(lowest))

@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 
-from dmeta.montecarlo._kernel import null_iterations
+from dmeta.montecarlo._kernel import null_iterations, padded_rows
 
 
 class NullPlan:
@@ -32,7 +32,7 @@ class NullPlan:
         self.mask_flat = np.ascontiguousarray(space.mask.ravel(), dtype=np.uint8)
         self.starts = ma.foci.starts.astype(np.int64)
         self.kernel_index = ma.kernels.index.astype(np.int64)
-        self.log_kernels = np.log1p(-ma.kernels.stack()).astype(np.float32)
+        self.log_kernels = padded_rows(np.log1p(-ma.kernels.stack()).astype(np.float32))
         self.radii = np.array([k.shape[0] // 2 for k in ma.kernels.kernels], dtype=np.int64)
         self.thresh = float(thresh)
         self.n_bins = 1 if bins is None else len(bins)
