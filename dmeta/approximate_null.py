@@ -40,7 +40,8 @@ def approximate_null(ma_matrix, n_voxels, bins):
 
 
 @numba.njit(cache=True)
-def _nearest(value, inv_step, n_bins):
+def nearest(value, inv_step, n_bins):
+    """Index of the bin centre nearest ``value`` (ties away from zero), clipped to the grid."""
     scaled = value * inv_step
     low = np.floor(scaled)
     idx = int(low) + int(scaled - low >= 0.5)
@@ -52,7 +53,7 @@ def nearest_bin(values, inv_step, n_bins):
     """Index of the nearest bin centre for each value (ties away from zero), clipped."""
     out = np.empty(values.shape[0], dtype=np.int64)
     for n in range(values.shape[0]):
-        out[n] = _nearest(values[n], inv_step, n_bins)
+        out[n] = nearest(values[n], inv_step, n_bins)
     return out
 
 
@@ -64,7 +65,7 @@ def _combine(null_idx, null, hist_idx, hist, bins, inv_step, out):
         one_minus_b = 1.0 - bins[m]
         for n in null_idx:
             score = 1.0 - one_minus_b * (1.0 - bins[n])
-            out[_nearest(score, inv_step, bins.shape[0])] += hist[m] * null[n]
+            out[nearest(score, inv_step, bins.shape[0])] += hist[m] * null[n]
 
 
 def hist_to_p(values, weights, bins):

@@ -26,6 +26,8 @@ order, so an iteration's values do not depend on how iterations are blocked.
 import numba
 import numpy as np
 
+from dmeta.approximate_null import nearest
+
 #: Columns of the per-iteration output.
 MAX_STAT, MAX_SIZE, MAX_MASS = 0, 1, 2
 
@@ -127,14 +129,6 @@ def _mark_shared(hits, first, last, centers, rad, shared):
                     and abs(centers[fp, 2] - centers[fq, 2]) <= reach
                     and abs(centers[fp, 0] - centers[fq, 0]) <= reach):
                 shared[p] = shared[q] = True
-
-
-@numba.njit(cache=True)
-def _nearest(value, inv_step, n_bins):
-    scaled = value * inv_step
-    low = np.floor(scaled)
-    idx = int(low) + int(scaled - low >= 0.5)
-    return min(max(idx, 0), n_bins - 1)
 
 
 @numba.njit(cache=True)
@@ -266,7 +260,7 @@ def null_iterations(draws, mask_ijk, starts, kernel_index, radii, log_kernels, s
                         lowest = min(lowest, v)
                         if n_bins > 1:
                             n_seen += 1
-                            hist[_nearest(-np.expm1(v), inv_step, n_bins)] += 1
+                            hist[nearest(-np.expm1(v), inv_step, n_bins)] += 1
                         if v < log_thresh:
                             ale = -np.expm1(np.float64(v))
                             if ale > thresh:
