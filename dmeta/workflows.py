@@ -1,0 +1,156 @@
+"""CBMA workflows: estimator -> corrector -> diagnostics on the corrected maps, NiMARE's way.
+
+Diagnostics are called generically (a copy of each, with ``target_image`` set, then
+``.transform(result)``), on the corrected z maps NiMARE's workflows diagnose.
+"""
+
+import copy
+import inspect
+from pathlib import Path
+
+from dmeta.ale import ALE
+from dmeta.correct import FDRCorrector, FWECorrector
+from dmeta.errors import InputError
+from dmeta.subtraction import ALESubtraction
+
+_CORRECTORS = {"montecarlo": FWECorrector, "fdr": FDRCorrector}
+_PAIRWISE_MASS = "_desc-group1MinusGroup2Mass"
+_PAIRWISE_VOXEL = "_desc-group1MinusGroup2_level-voxel"
+
+
+def _diagnostic_classes():
+    from dmeta import diagnostics
+
+    return {"focuscounter": diagnostics.FocusCounter, "jackknife": diagnostics.Jackknife}
+
+
+class _Workflow:
+    _estimators = {}
+    _estimator_type = None
+
+    def __init__(self, estimator=None, corrector=None, diagnostics=None, voxel_thresh=1.65,
+                 cluster_threshold=10, output_dir=None):
+        self.voxel_thresh = voxel_thresh
+        self.cluster_threshold = cluster_threshold
+        self.output_dir = output_dir
+        self.estimator = _resolve(estimator, self._estimators, self._estimator_type,
+                                  "estimator")
+        self.corrector = _resolve(corrector or "montecarlo", _CORRECTORS,
+                                  tuple(_CORRECTORS.values()), "corrector")
+        if diagnostics is None:
+            diagnostics = []
+        elif not isinstance(diagnostics, (list, tuple)):
+            diagnostics = [diagnostics]
+        self.diagnostics = [self._with_defaults(_resolve_diagnostic(d)) for d in diagnostics]
+
+    def _with_defaults(self, diagnostic):
+        """The workflow's cluster settings for parameters the diagnostic left at default."""
+        diagnostic = copy.deepcopy(diagnostic)
+        defaults = inspect.signature(type(diagnostic).__init__).parameters
+        for name, value in (("voxel_thresh", self.voxel_thresh),
+                            ("cluster_threshold", self.cluster_threshold)):
+            if name in defaults and getattr(diagnostic, name, None) == defaults[name].default:
+                setattr(diagnostic, name, value)
+        return diagnostic
+
+    def _transform(self, result):
+        corrected = self.corrector.transform(result)
+        for target in self.target_images(corrected):
+            for diagnostic in self.diagnostics:
+                diagnostic = copy.copy(diagnostic)
+                diagnostic.target_image = target
+                corrected = diagnostic.transform(corrected)
+        if self.output_dir is not None:
+            out = Path(self.output_dir)
+            corrected.save_nifti(out)
+            (out / "boilerplate.txt").write_text(corrected.description)
+        return corrected
+
+    def target_images(self, result):
+        """Corrected z maps to diagnose."""
+        raise NotImplementedError
+
+    def _montecarlo(self):
+        return isinstance(self.corrector, FWECorrector)
+
+
+class CBMAWorkflow(_Workflow):
+    """Fit, correct and diagnose one coordinate set.
+
+    Parameters
+    ----------
+    estimator : ALE or "ale"
+    corrector : FWECorrector, FDRCorrector, "montecarlo" or "fdr"
+        Default: Monte Carlo FWE.
+    diagnostics : diagnostic, list of them, "focuscounter" or "jackknife", optional
+        Run on the corrected z maps (with Monte Carlo FWE: the cluster-mass map).
+    voxel_thresh, cluster_threshold : float, int
+        Given to diagnostics that left these parameters at their defaults.
+    output_dir : str or Path, optional
+        Where to write maps, tables and the methods text.
+    """
+
+    _estimators = {"ale": ALE}
+    _estimator_type = ALE
+
+    def fit(self, cset):
+        """Run the workflow on a :class:`~dmeta.CoordinateSet`; returns the final result."""
+        return self._transform(self.estimator.fit(cset))
+
+    def target_images(self, result):
+        parts = ("_desc-mass", "_corr-") if self._montecarlo() else ("_corr-",)
+        return [n for n in result.maps.data_vars
+                if n.startswith("z_") and all(p in n for p in parts)]
+
+
+class PairwiseCBMAWorkflow(_Workflow):
+    """Fit, correct and diagnose a comparison of two coordinate sets (ALE subtraction).
+
+    Parameters are as for :class:`CBMAWorkflow`, with ``estimator`` an
+    :class:`~dmeta.ALESubtraction` or ``"alesubtraction"`` (the default).
+    """
+
+    _estimators = {"alesubtraction": ALESubtraction}
+    _estimator_type = ALESubtraction
+
+    def __init__(self, estimator="alesubtraction", corrector=None, diagnostics=None,
+                 voxel_thresh=1.65, cluster_threshold=10, output_dir=None):
+        super().__init__(estimator, corrector, diagnostics, voxel_thresh, cluster_threshold,
+                         output_dir)
+
+    def fit(self, cset1, cset2):
+        """Run the workflow on two coordinate sets (group 1 minus group 2)."""
+        return self._transform(self.estimator.fit(cset1, cset2))
+
+    def target_images(self, result):
+        names = [n for n in result.maps.data_vars if n.startswith("z_") and "_corr-" in n]
+        if not self._montecarlo():
+            return [n for n in names if "_desc-" in n]
+        return ([n for n in names if _PAIRWISE_MASS in n]
+                or [n for n in names if _PAIRWISE_VOXEL in n])
+
+
+def _resolve(obj, options, types, what):
+    if obj is None:
+        obj = next(iter(options))
+    if isinstance(obj, str):
+        if obj not in options:
+            raise InputError(f"{what} {obj!r} is not one of {', '.join(options)}")
+        return options[obj]()
+    if not isinstance(obj, types):
+        names = types.__name__ if isinstance(types, type) else ", ".join(t.__name__ for t in types)
+        raise InputError(f"{what} must be {names} or one of {', '.join(options)}, "
+                         f"not {type(obj).__name__}")
+    return obj
+
+
+def _resolve_diagnostic(diagnostic):
+    if isinstance(diagnostic, str):
+        classes = _diagnostic_classes()
+        if diagnostic not in classes:
+            raise InputError(f"diagnostic {diagnostic!r} is not one of {', '.join(classes)}")
+        return classes[diagnostic]()
+    if not callable(getattr(diagnostic, "transform", None)):
+        raise InputError(f"a diagnostic needs a transform(result) method; got "
+                         f"{type(diagnostic).__name__}")
+    return diagnostic
