@@ -1,9 +1,9 @@
 """The Monte Carlo engine: random-foci ALE nulls as chunked, resumable Dask work."""
 
-from dmeta.montecarlo.engine import run_null
+from dmeta.montecarlo.engine import run_null, run_nulls
 from dmeta.montecarlo.plan import NullPlan
 
-__all__ = ["NullPlan", "run_null", "voxelwise_null"]
+__all__ = ["NullPlan", "run_null", "run_nulls", "voxelwise_null"]
 
 
 def voxelwise_null(ale, n_iters, seed=None, chunk_iters=None, store=None):

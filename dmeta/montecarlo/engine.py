@@ -49,24 +49,56 @@ def run_null(plan, n_iters, seed=None, chunk_iters=None, store=None, name="fwe")
     hist : numpy.ndarray
         Voxelwise-null histogram summed over all iterations (length 1 if not requested).
     """
+    return run_nulls({name: plan}, n_iters, seed, chunk_iters, store)[name]
+
+
+def run_nulls(plans, n_iters, seed=None, chunk_iters=None, store=None):
+    """Several Monte Carlo nulls (e.g. one per resampling replicate) as one set of tasks.
+
+    Every plan's pending blocks are submitted together, so the workers stay busy across
+    plans, and each finished block goes to its own group of the store as it arrives.
+
+    Parameters
+    ----------
+    plans : dict of str to NullPlan
+        Nulls to compute, by name in the store.
+    n_iters : int
+        Iterations of every null.
+    seed : int or dict of str to int, optional
+        Root seed of every null, or one per name.
+    chunk_iters, store
+        As for :func:`run_null`.
+
+    Returns
+    -------
+    dict of str to (xarray.Dataset, numpy.ndarray)
+        ``(nulls, hist)`` per name, as :func:`run_null` returns them.
+    """
     if not (isinstance(n_iters, int) and n_iters > 0):
         raise ValueError(f"n_iters must be a positive integer, got {n_iters!r}")
     chunk_iters = chunk_iters or default_chunk_iters(n_iters)
-    nulls = NullStore.open(store, name, plan, seed, chunk_iters)
-    pending = nulls.pending(n_iters)
-    if pending:
+    seeds = seed if isinstance(seed, dict) else dict.fromkeys(plans, seed)
+    stores = {name: NullStore.open(store, name, plan, seeds.get(name), chunk_iters)
+              for name, plan in plans.items()}
+    pending = {name: stores[name].pending(n_iters) for name in plans}
+    if any(pending.values()):
         with session() as client:
-            [plan_future] = client.scatter([plan], broadcast=True, hash=False)
-            futures = [
-                client.submit(_run_block, plan_future, nulls.seed, a, b, pure=False)
-                for a, b in pending
-            ]
+            futures = {}
+            for name, blocks in pending.items():
+                if not blocks:
+                    continue
+                [plan_future] = client.scatter([plans[name]], broadcast=True, hash=False)
+                for a, b in blocks:
+                    future = client.submit(_run_block, plan_future, stores[name].seed, a, b,
+                                           pure=False)
+                    futures[future] = name
             try:
-                done = tqdm(as_completed(futures), total=len(futures), unit="block",
-                            desc=f"Monte Carlo {name}", leave=False)
+                label = next(iter(plans)) if len(plans) == 1 else f"{len(plans)} nulls"
+                done = tqdm(as_completed(list(futures)), total=len(futures), unit="block",
+                            desc=f"Monte Carlo {label}", leave=False)
                 for future in done:
-                    nulls.write(*future.result())
+                    stores[futures[future]].write(*future.result())
                     future.release()
             finally:
-                client.cancel(futures)
-    return nulls.read(n_iters)
+                client.cancel(list(futures))
+    return {name: stores[name].read(n_iters) for name in plans}

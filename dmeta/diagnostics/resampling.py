@@ -1,0 +1,62 @@
+"""Resampling policies: how many analyses each replicate keeps, and which."""
+
+from itertools import combinations
+from math import comb
+
+import numpy as np
+
+from dmeta.errors import InputError
+
+POLICIES = ("leave_1_out", "leave_k_out", "subsample")
+
+#: Above this many distinct subsets, n_resamples must say how many to draw.
+EXHAUSTIVE_LIMIT = 1000
+
+
+def subset_size(policy, n, k=None, target_n=None):
+    """Analyses kept per replicate under ``policy`` for ``n`` analyses; clear errors."""
+    if policy not in POLICIES:
+        raise InputError(f"resampling_policy must be one of {POLICIES}, got {policy!r}")
+    if n < 3:
+        raise InputError(f"resampling needs at least 3 analyses (replicates of at least 2), "
+                         f"got {n}")
+    if policy == "leave_1_out":
+        kept = n - 1
+    elif policy == "leave_k_out":
+        if k is None:
+            raise InputError("resampling_policy='leave_k_out' needs k")
+        if not (isinstance(k, (int, np.integer)) and 1 <= k <= n - 2):
+            raise InputError(f"k must be an integer from 1 to {n - 2} for {n} analyses (each "
+                             f"replicate keeps at least 2), got {k!r}")
+        kept = n - int(k)
+    else:
+        kept = n if target_n is None else target_n
+        if not (isinstance(kept, (int, np.integer)) and 2 <= kept <= n):
+            raise InputError(f"target_n must be an integer from 2 to {n} (the number of "
+                             f"analyses), got {target_n!r}")
+    return int(kept)
+
+
+def subset_schedule(n, kept, n_resamples=None, random_state=None):
+    """Sorted analysis indices of each replicate, as an (n_replicates, kept) array.
+
+    Keeping n - 1 is always the n leave-one-out subsets. Otherwise every subset is used
+    when there are at most ``n_resamples`` (or, if None, at most 1000) of them; else
+    ``n_resamples`` distinct subsets are drawn with ``random_state``.
+    """
+    if kept == n - 1:
+        return np.array([np.delete(np.arange(n), i) for i in range(n)])
+    total = comb(n, kept)
+    if n_resamples is None and total > EXHAUSTIVE_LIMIT:
+        raise InputError(f"{total} possible subsets of {kept} of {n} analyses are too many to "
+                         "use them all; set n_resamples")
+    wanted = total if n_resamples is None else min(int(n_resamples), total)
+    if wanted < 1:
+        raise InputError(f"n_resamples must be positive, got {n_resamples!r}")
+    if wanted == total and total <= EXHAUSTIVE_LIMIT:
+        return np.array(list(combinations(range(n), kept)))
+    rng = np.random.default_rng(random_state)
+    chosen = set()
+    while len(chosen) < wanted:
+        chosen.add(tuple(np.sort(rng.choice(n, size=kept, replace=False))))
+    return np.array(sorted(chosen))

@@ -1,0 +1,107 @@
+"""ResampledStability: how reproducibly each voxel survives when analyses are resampled."""
+
+import pandas as pd
+
+from dmeta.diagnostics.base import analysis_groups
+from dmeta.diagnostics.sweep import Config, Thresholds, run_stability
+from dmeta.errors import InputError
+
+
+class ResampledStability:
+    """Voxelwise stability of the thresholded ALE under resampling of its analyses.
+
+    Each replicate keeps a subset of the analyses (``leave_1_out``, ``leave_k_out`` or
+    ``subsample``), rebuilds the ALE from them (all replicates as one product, see
+    :mod:`dmeta.diagnostics.replicates`) and marks the voxels of clusters that are
+    significant; the stability map is the fraction of replicates marking each voxel.
+
+    With ``refit="approximate"`` (NiMARE's semantics) clusters are formed at approximate-null
+    z > Phi^-1(1 - ``voxel_thresh``), z taken from the full data's null, and kept if larger
+    than the (1 - ``alpha``) quantile of the largest cluster in ``n_iters`` random-foci
+    datasets of the replicates' size (one null shared by all replicates; foci drawn from
+    grey matter with ``mask_coverage="gm"``). With ``refit="full"`` every replicate gets its
+    own approximate null and its own Monte Carlo null, all run as one set of Dask tasks.
+
+    Parameters
+    ----------
+    target_image : str
+        Names the outputs ``<target_image>_diag-ResampledStability`` (map) and
+        ``..._tab-summary`` (table); the replicates are thresholded as described above.
+    resampling_policy : {"leave_1_out", "leave_k_out", "subsample"}
+    k : int, optional
+        Analyses left out per replicate (``leave_k_out``).
+    target_n : int, optional
+        Analyses kept per replicate (``subsample``; default all).
+    n_resamples : int, optional
+        Replicates; None uses every subset (at most 1000).
+    random_state : int, optional
+        Seeds the subsets and the Monte Carlo null.
+    voxel_thresh : float, optional
+        Cluster-forming uncorrected p (0.001 if None).
+    cluster_threshold : int, optional
+        A fixed cluster size (voxels) to exceed instead of the Monte Carlo quantile.
+    alpha : float
+        Family-wise error rate of the cluster-size threshold.
+    refit : {"approximate", "full"}
+    n_iters : int, optional
+        Monte Carlo iterations per null; by default those of the result's FWE null, else 5000.
+    mask_coverage : {"gm", "brain"}
+        Where random foci of the null are drawn.
+    store : str or Path, optional
+        Zarr store keeping nulls and finished replicates, so a rerun resumes.
+    chunk_iters : int, optional
+        Monte Carlo iterations per task (results do not depend on it).
+    """
+
+    def __init__(self, target_image="z_desc-size_level-cluster_corr-FWE_method-montecarlo",
+                 resampling_policy="subsample", k=None, target_n=None, n_resamples=None,
+                 random_state=None, voxel_thresh=None, cluster_threshold=None, alpha=0.05,
+                 refit="approximate", n_iters=None, mask_coverage="gm", store=None,
+                 chunk_iters=None):
+        self.target_image = target_image
+        self.resampling_policy = resampling_policy
+        self.k = k
+        self.target_n = target_n
+        self.n_resamples = n_resamples
+        self.random_state = random_state
+        self.voxel_thresh = voxel_thresh
+        self.cluster_threshold = cluster_threshold
+        self.alpha = alpha
+        self.refit = refit
+        self.n_iters = n_iters
+        self.mask_coverage = mask_coverage
+        self.store = store
+        self.chunk_iters = chunk_iters
+
+    def _n_iters(self, result):
+        if self.n_iters is not None:
+            return self.n_iters
+        if result.nulls is not None and "n_iters" in result.nulls.attrs:
+            return int(result.nulls.attrs["n_iters"])
+        return 5000
+
+    def transform(self, result):
+        """Return a copy of ``result`` with the stability map and the summary table."""
+        groups = analysis_groups(result)
+        if len(groups) != 1:
+            raise InputError("ResampledStability supports single-sample ALE results only")
+        ma = groups[0].ma
+        config = Config.build(self.resampling_policy, len(ma.ids), self.k, self.target_n,
+                              self.n_resamples, self.random_state, self.refit)
+        th = Thresholds(0.001 if self.voxel_thresh is None else self.voxel_thresh, self.alpha,
+                        self._n_iters(result), self.cluster_threshold, self.mask_coverage)
+        stability = run_stability(ma, {config.label: config}, th, self.random_state,
+                                  self.store, self.chunk_iters)[config.label]
+        name = f"{self.target_image}_diag-ResampledStability"
+        out = result.copy()
+        out.estimator = result.estimator
+        out.add_maps({name: stability.astype("float32")})
+        out.add_tables({f"{name}_tab-summary": pd.DataFrame([{
+            "target_image": self.target_image,
+            "resampling_policy": self.resampling_policy,
+            "n_resamples": len(config.subsets),
+            "target_n": config.kept,
+            "k": self.k,
+            "random_state": self.random_state,
+        }])})
+        return out
