@@ -1,0 +1,182 @@
+"""The HTML report: what it shows for each kind of result, and that it renders in a browser.
+
+The browser checks load the report in Debian's headless Chromium (installed by
+``scripts/install-chromium.sh``): every image must decode and the page must log no console
+error. A screenshot is kept in ``test-artifacts/`` for a person to look at.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import dmeta
+from dmeta.cli import main
+from dmeta.results import MetaResult
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+# Flags that let Chromium run headless as root on a machine without network or D-Bus.
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000",
+]
+# Appended to a copy of the page: records, once everything has loaded, whether each image
+# decoded, and any script error, in an element that --dump-dom prints.
+PROBE = """<script>
+var dmetaErrors = [];
+window.addEventListener("error", function (e) { dmetaErrors.push(String(e.message)); });
+window.addEventListener("load", function () {
+  var images = Array.prototype.map.call(document.images, function (img) {
+    return {alt: img.alt, ok: img.complete && img.naturalWidth > 0};
+  });
+  var out = document.createElement("pre");
+  out.id = "dmeta-probe";
+  out.textContent = JSON.stringify({images: images, errors: dmetaErrors});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Path of Debian's Chromium, installed by the project's script when missing."""
+    if not os.path.exists(CHROMIUM):
+        if os.geteuid() != 0:
+            pytest.skip("chromium is not installed and installing it needs root")
+        subprocess.run(["bash", str(ROOT / "scripts" / "install-chromium.sh")], check=True)
+    return CHROMIUM
+
+
+def _run_chromium(chromium, tmp_path, *args):
+    profile = tmp_path / "chromium-profile"
+    return subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True, text=True, timeout=180, check=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def fwe_result(client, knowledge_ale):
+    return dmeta.FWECorrector(n_iters=30, seed=1).transform(knowledge_ale)
+
+
+@pytest.fixture(scope="module")
+def fwe_report(fwe_result, tmp_path_factory):
+    return dmeta.report(fwe_result, tmp_path_factory.mktemp("report"))
+
+
+def _img_sources(html):
+    return re.findall(r'<img src="([^"]+)"', html)
+
+
+def test_report_of_an_fwe_result_shows_inputs_maps_and_nulls(fwe_report):
+    html = fwe_report.read_text()
+    for heading in ("Inputs", "Methods", "Maps", "Monte Carlo null"):
+        assert f"<h2>{heading}</h2>" in html
+    assert "Eickhoff, S. B., Bzdok, D." in html  # a reference the methods text cites
+    assert "backes2002-analysis_1" in html  # the analyses table
+    sources = _img_sources(html)
+    assert all(src.startswith("data:image/png;base64,") for src in sources)
+    # foci, 3 corrected z maps + uncorrected z, 3 null histograms
+    assert len(sources) == 8
+    pngs = sorted((fwe_report.parent / "figures").glob("*.png"))
+    assert len(pngs) == len(sources)
+    assert all(f'href="figures/{png.name}"' in html for png in pngs)
+
+
+def test_report_is_self_contained(fwe_report):
+    html = fwe_report.read_text()
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
+    assert "<script" not in html and "<link" not in html
+
+
+def test_report_renders_in_headless_chromium(fwe_report, chromium, tmp_path):
+    probe = fwe_report.with_name("probe.html")
+    probe.write_text(fwe_report.read_text().replace("</body>", PROBE + "</body>"))
+    run = _run_chromium(chromium, tmp_path, "--dump-dom", probe.as_uri())
+    found = re.search(r'<pre id="dmeta-probe">(.*?)</pre>', run.stdout, re.DOTALL)
+    assert found, run.stdout[-2000:]
+    state = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert len(state["images"]) == 8
+    assert [i["alt"] for i in state["images"] if not i["ok"]] == []
+    assert state["errors"] == []
+    console = [line for line in run.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == []
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "report.png"
+    _run_chromium(chromium, tmp_path, "--window-size=1280,5000", f"--screenshot={shot}",
+                  fwe_report.as_uri())
+    assert shot.stat().st_size > 10_000
+
+
+def test_cli_reports_a_stored_result(fwe_result, tmp_path, capsys):
+    store = fwe_result.to_zarr(tmp_path / "run.zarr")
+    assert main(["report", str(store), "--html", str(tmp_path / "html")]) == 0
+    index = tmp_path / "html" / "index.html"
+    assert capsys.readouterr().out.strip() == f"report: {index}"
+    html = index.read_text()
+    assert "does not keep the foci" in html  # a stored result has no estimator
+    assert len(_img_sources(html)) == 7
+
+
+def test_cli_report_of_a_missing_store_is_an_input_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "none.zarr"), "--html", str(tmp_path)]) == 2
+    assert "cannot open result" in capsys.readouterr().err
+
+
+@pytest.fixture
+def pairwise_result(toy_space):
+    """A subtraction-like result with diagnostics and a stability map, made up on a toy grid."""
+    rng = np.random.default_rng(0)
+    n = toy_space.n_voxels
+    z = np.zeros(n, np.float32)
+    z[:6], z[-4:] = 3.5, -3.0
+    target = "z_desc-group1MinusGroup2_corr-FDR_method-indep"
+    ids = [f"s{i}-1" for i in range(5)]
+    counts = pd.DataFrame({"id": ids, "PositiveTail 1": rng.integers(0, 3, 5)})
+    return MetaResult(
+        {target: z, "logp_desc-group1MinusGroup2_corr-FDR_method-indep": np.abs(z),
+         f"{target}_diag-ResampledStability": rng.uniform(0, 1, n).astype(np.float32)},
+        toy_space,
+        tables={
+            "analyses_desc-group1": pd.DataFrame({"sample_size": [10, 20], "n_foci": [3, 4]}),
+            f"{target}_tab-clust": pd.DataFrame({"Cluster ID": ["PositiveTail 1"]}),
+            f"{target}_diag-FocusCounter_tab-counts_tail-positive": counts,
+            f"{target}_diag-ResampledStability_tab-summary": pd.DataFrame({"n_resamples": [5]}),
+            "extra": pd.DataFrame({"a": [1]}),
+        },
+        description="An ALE subtraction (Laird et al., 2005) with Benjamini-Hochberg FDR.",
+    )
+
+
+def test_report_sections_follow_the_result_contents(pairwise_result, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nilearn on a tiny grid
+        html = dmeta.report(pairwise_result, tmp_path).read_text()
+    for heading in ("Inputs", "Methods", "Maps", "Clusters", "Diagnostics", "Stability",
+                    "Other tables"):
+        assert f"<h2>{heading}</h2>" in html
+    assert "Monte Carlo null" not in html
+    assert "Laird, A. R." in html and "Benjamini, Y., &amp; Hochberg" in html
+    # the z map, the FocusCounter heatmap, the stability map and its histogram
+    assert len(_img_sources(html)) == 4
+    assert "group1" in html and "Sample sizes" in html
+
+
+def test_chromium_install_script_is_idempotent(chromium):
+    if shutil.which("apt-get") is None:
+        pytest.skip("not a Debian system")
+    run = subprocess.run(["bash", str(ROOT / "scripts" / "install-chromium.sh")],
+                         capture_output=True, text=True, check=True)
+    assert run.stdout == run.stderr == ""
