@@ -1,21 +1,47 @@
-"""dmeta: coordinate-based meta-analysis (ALE) as Dask task graphs, with results in Zarr."""
+"""dmeta: coordinate-based meta-analysis (ALE) as Dask task graphs, with results in Zarr.
 
-from dmeta import datasets, io
-from dmeta.ale import ALE
-from dmeta.coordinates import CoordinateSet
-from dmeta.correct import FWECorrector
-from dmeta.errors import InputError
-from dmeta.results import MetaResult, open_result
+Public names are imported on first use (PEP 562): every Dask worker imports ``dmeta`` to
+unpickle its tasks, and should not pay for plotting and reporting libraries it never uses.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ALE",
-    "CoordinateSet",
-    "FWECorrector",
-    "InputError",
-    "MetaResult",
-    "datasets",
-    "io",
-    "open_result",
-]
+#: Public name -> the module that defines it.
+_EXPORTS = {
+    "ALE": "dmeta.ale",
+    "ALESubtraction": "dmeta.subtraction",
+    "CBMAWorkflow": "dmeta.workflows",
+    "CoordinateSet": "dmeta.coordinates",
+    "FDRCorrector": "dmeta.correct",
+    "FWECorrector": "dmeta.correct",
+    "FocusCounter": "dmeta.diagnostics",
+    "InputError": "dmeta.errors",
+    "Jackknife": "dmeta.diagnostics",
+    "MetaResult": "dmeta.results",
+    "PairwiseCBMAWorkflow": "dmeta.workflows",
+    "ResampledStability": "dmeta.diagnostics",
+    "conjunction": "dmeta.conjunction",
+    "open_result": "dmeta.results",
+    "report": "dmeta.reporting",
+    "stability_sweep": "dmeta.diagnostics",
+}
+_SUBMODULES = ("datasets", "io")
+
+__all__ = sorted([*_EXPORTS, *_SUBMODULES])
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"dmeta.{name}")
+    else:
+        raise AttributeError(f"module 'dmeta' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *__all__])

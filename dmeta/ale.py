@@ -1,5 +1,6 @@
 """The ALE estimator: modeled activation -> ALE statistic -> p, z, -log10 p."""
 
+import copy
 import inspect
 
 import numpy as np
@@ -96,7 +97,8 @@ class ALE:
             nulls=nulls,
             attrs={"estimator": "ALE", "params": _jsonable(self.get_params())},
         )
-        result.estimator = self
+        # A snapshot: refitting this estimator must not change what this result refers to.
+        result.estimator = copy.copy(self)
         return result
 
     def analysis_table(self, cset):

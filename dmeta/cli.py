@@ -48,6 +48,34 @@ def build_parser():
     _add_fwe_options(ale, n_iters=5000)
     _add_cluster_options(ale)
 
+    stab = commands.add_parser("stability", help="resampled stability of an ALE (resumable)")
+    stab.add_argument("input", help="Sleuth .txt, NIMADS/NiMARE .json or parquet studyset dir")
+    stab.add_argument("--policy", required=True,
+                      choices=["leave_1_out", "leave_k_out", "subsample"])
+    stab.add_argument("--k", type=int, default=None, help="analyses left out (leave_k_out)")
+    stab.add_argument("--target-n", type=int, default=None, help="analyses kept (subsample)")
+    stab.add_argument("--n-resamples", type=int, default=None, help="number of replicates")
+    stab.add_argument("--refit", choices=["approximate", "full"], default="approximate",
+                      help="one shared null (NiMARE's) or a Monte Carlo null per replicate")
+    stab.add_argument("--out", required=True, help="Zarr store for the run (resumable)")
+    _add_fwe_options(stab, n_iters=5000)
+    _add_cluster_options(stab)
+
+    sub = commands.add_parser("subtract", help="ALE subtraction: INPUT1 minus INPUT2")
+    sub.add_argument("input1", help="group 1: Sleuth .txt, NIMADS/NiMARE .json or parquet dir")
+    sub.add_argument("input2", help="group 2, in any of the same formats")
+    sub.add_argument("--out", required=True, help="Zarr store for the result")
+    sub.add_argument("--n-iters", type=int, default=5000, help="permutations")
+    sub.add_argument("--seed", type=int, default=None, help="root random seed")
+    sub.add_argument("--chunk-iters", type=int, default=None,
+                     help="permutations per task (results do not depend on it)")
+    sub.add_argument("--nifti", default=None, help="also write maps as NIfTI to this folder")
+    _add_cluster_options(sub)
+
+    rep = commands.add_parser("report", help="write the HTML report of a result store")
+    rep.add_argument("store", help="Zarr store written by dmeta (e.g. RUN.zarr)")
+    rep.add_argument("--html", required=True, help="folder for index.html and figures/")
+
     demo = commands.add_parser("demo", help="run the example analysis on bundled data")
     demo.add_argument("--out", default="dmeta-demo", help="output folder (default ./dmeta-demo)")
     _add_cluster_options(demo)
@@ -89,19 +117,86 @@ def cmd_ale(args):
           + (f"  NIfTI maps: {Path(args.nifti).resolve()}" if args.nifti else ""))
 
 
+def cmd_stability(args):
+    from dmeta.diagnostics import stability_sweep
+    from dmeta.io import load
+
+    cset = load(args.input)
+    with _cluster(args):
+        sweep = stability_sweep(
+            cset, [args.policy], k=args.k, target_n=args.target_n,
+            n_resamples=args.n_resamples, random_state=args.seed,
+            voxel_thresh=args.voxel_thresh, n_iters=args.n_iters, refit=args.refit,
+            store=args.out, chunk_iters=args.chunk_iters,
+        )
+    print(sweep.drop_vars("stability").to_dataframe().to_string())
+    print(f"results: {Path(args.out).resolve()}")
+
+
+def cmd_subtract(args):
+    from dmeta.io import load
+    from dmeta.subtraction import ALESubtraction
+
+    cset1, cset2 = load(args.input1), load(args.input2)
+    with _cluster(args):
+        result = ALESubtraction(n_iters=args.n_iters, seed=args.seed,
+                                chunk_iters=args.chunk_iters).fit(cset1, cset2)
+    result.to_zarr(args.out)
+    if args.nifti:
+        result.save_nifti(args.nifti)
+    print(_subtraction_summary(result, Path(args.input1).name, Path(args.input2).name))
+    print(f"results: {Path(args.out).resolve()}"
+          + (f"  NIfTI maps: {Path(args.nifti).resolve()}" if args.nifti else ""))
+
+
+def _subtraction_summary(result, name1, name2):
+    z = result.get_map("z_desc-group1MinusGroup2", "array")
+    n_iters = result.attrs["params"]["n_iters"]
+    return (f"{name1} minus {name2}: {int((z > 1.96).sum())} voxels with group 1 > group 2 "
+            f"and {int((z < -1.96).sum())} with group 2 > group 1 at uncorrected two-sided "
+            f"p < 0.05 ({n_iters} permutations)")
+
+
 def cmd_demo(args):
+    """The two-sample reference example: both group ALEs with FWE and diagnostics, the
+    subtraction workflow with FDR and FocusCounter, and the conjunction."""
+    from dmeta.conjunction import conjunction
     from dmeta.datasets import load_example
+    from dmeta.diagnostics import FocusCounter, Jackknife
+    from dmeta.subtraction import ALESubtraction
+    from dmeta.workflows import PairwiseCBMAWorkflow
 
     out = Path(args.out).resolve()
     n_iters = 200 if _quick() else 5000
-    cset = load_example("semantic_knowledge")
+    target = "z_desc-size_level-cluster_corr-FWE_method-montecarlo"
+    names = ("semantic_knowledge", "semantic_relatedness")
+    csets = [load_example(name) for name in names]
+    diagnostics = (FocusCounter(target_image=target), Jackknife(target_image=target))
     with _cluster(args), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the foci outside the mask
-        result = run_ale(cset, out / "semantic_knowledge.zarr", n_iters, seed=1,
-                         voxel_thresh=0.001, nifti=out / "semantic_knowledge")
-    print(_summary(result, "semantic_knowledge"))
-    print(f"results: {out / 'semantic_knowledge.zarr'} (open with dmeta.open_result)")
-    print(f"NIfTI maps and tables: {out / 'semantic_knowledge'}/")
+        warnings.simplefilter("ignore", UserWarning)  # foci outside the mask, empty clusters
+        groups = []
+        for name, cset, diagnostic in zip(names, csets, diagnostics):
+            result = run_ale(cset, out / f"{name}.zarr", n_iters, seed=1, voxel_thresh=0.001)
+            result = diagnostic.transform(result)
+            result.save_nifti(out / name)
+            groups.append(result)
+        workflow = PairwiseCBMAWorkflow(
+            estimator=ALESubtraction(n_iters=n_iters, seed=1), corrector="fdr",
+            diagnostics=FocusCounter(voxel_thresh=0.01, display_second_group=True),
+            output_dir=out / "subtraction",
+        )
+        subtraction = workflow.fit(*csets)
+    conj = conjunction([g.get_map(target) for g in groups])
+    conj.to_filename(out / "conjunction.nii.gz")
+    for name, result in zip(names, groups):
+        print(_summary(result, name))
+    print(_subtraction_summary(subtraction, *names))
+    print(f"conjunction: {int((conj.get_fdata() > 0).sum())} voxels significant in both groups")
+    print(f"results: {out}/ (group ALEs with FWE in *.zarr, open with dmeta.open_result; "
+          f"NIfTI maps and TSV tables in {', '.join(names)}, subtraction; conjunction.nii.gz)")
+    from dmeta.reporting import report
+
+    print(f"report: {report(subtraction, out / 'report')}")
 
 
 def _cluster(args):
@@ -110,7 +205,15 @@ def _cluster(args):
     return session(args.cluster, args.workers)
 
 
-COMMANDS = {"ale": cmd_ale, "demo": cmd_demo}
+def cmd_report(args):
+    from dmeta.reporting import report
+    from dmeta.results import open_result
+
+    print(f"report: {report(open_result(args.store), args.html)}")
+
+
+COMMANDS = {"ale": cmd_ale, "subtract": cmd_subtract, "stability": cmd_stability,
+            "demo": cmd_demo, "report": cmd_report}
 
 
 def _interrupt_on_sigterm():

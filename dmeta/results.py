@@ -349,7 +349,14 @@ def _write_dataset(dataset: xr.Dataset, target: Path, group: str) -> None:
 def _write_tables(root: zarr.Group, tables: dict[str, pd.DataFrame]) -> None:
     group = root.create_group("tables")
     for name, table in tables.items():
-        blob = _table_to_arrow(name, table)
+        mixed = [i for i in _object_positions(table.dtypes) if _is_mixed(table.iloc[:, i])]
+        stored = table.copy()
+        for i in mixed:
+            try:
+                stored.isetitem(i, table.iloc[:, i].map(_to_json))
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"table {name!r} cannot be stored: {exc}") from None
+        blob = _table_to_arrow(name, stored)
         group.create_array(
             name,
             data=np.frombuffer(blob, dtype=np.uint8),
@@ -360,8 +367,12 @@ def _write_tables(root: zarr.Group, tables: dict[str, pd.DataFrame]) -> None:
                 # Arrow has no "object of strings" type and one kind of null; remember
                 # which columns were object and where their nulls were NaN, not None.
                 "object_columns": {
-                    str(i): _nan_rows(table.iloc[:, i]) for i in _object_positions(table.dtypes)
+                    str(i): _nan_rows(table.iloc[:, i])
+                    for i in _object_positions(table.dtypes) if i not in mixed
                 },
+                # Columns mixing value types (a cluster table's ids: 1, "1a") are stored as
+                # one JSON text per value, which brings back each value's own type.
+                "mixed_columns": mixed,
                 "object_index_levels": _object_positions(_index_dtypes(table.index)),
             },
         )
@@ -391,6 +402,14 @@ def _index_dtypes(index: pd.Index) -> list:
 
 def _object_positions(dtypes) -> list[int]:
     return [i for i, dtype in enumerate(dtypes) if dtype == object]
+
+
+def _is_mixed(column: pd.Series) -> bool:
+    return len({type(v) for v in column if not pd.isna(v)}) > 1
+
+
+def _to_json(value) -> str:
+    return json.dumps(value.item() if isinstance(value, np.generic) else value)
 
 
 def _nan_rows(column: pd.Series) -> list[int]:
@@ -514,6 +533,10 @@ def _read_table(array: zarr.Array) -> pd.DataFrame:
     table = pa.ipc.open_file(pa.py_buffer(array[...].tobytes())).read_all().to_pandas()
     for position, nan_rows in array.attrs["object_columns"].items():
         table.isetitem(int(position), _object_column(table.iloc[:, int(position)], nan_rows))
+    for i in array.attrs.get("mixed_columns", []):
+        column = table.iloc[:, i]
+        table.isetitem(i, pd.Series([json.loads(v) for v in column], index=column.index,
+                                    name=column.name, dtype=object))
     levels = array.attrs["object_index_levels"]
     if levels:
         table.index = _index_levels_as_object(table.index, levels)

@@ -69,3 +69,7 @@ def test_demo_runs_quickly_on_bundled_data(client, tmp_path, monkeypatch, capsys
     assert str(tmp_path / "demo") in printed
     result = dmeta.open_result(tmp_path / "demo" / "semantic_knowledge.zarr")
     assert np.isfinite(result.get_map("stat", "array")).all()
+    subtraction = tmp_path / "demo" / "subtraction"
+    assert (subtraction / "z_desc-group1MinusGroup2_corr-FDR_method-indep.nii.gz").exists()
+    assert (tmp_path / "demo" / "conjunction.nii.gz").exists()
+    assert "minus" in printed and "conjunction" in printed

@@ -141,3 +141,20 @@ def test_voxelwise_montecarlo_null_is_close_to_the_approximate_one(client, knowl
     assert np.corrcoef(z_a, z_m)[0, 1] > 0.99
     np.testing.assert_array_equal(approximate.get_map("stat", "array"),
                                   montecarlo.get_map("stat", "array"))
+
+
+def test_refitting_an_estimator_leaves_earlier_results_alone(client, knowledge):
+    """The reference example fits one ALE object to two samples, then corrects both."""
+    import warnings
+
+    from dmeta.ale import ALE
+    from dmeta.datasets import load_example
+
+    ale = ALE()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        first = ale.fit(knowledge)
+        ale.fit(load_example("semantic_relatedness"))
+    assert first.estimator.ma_.ids == list(knowledge.ids)
+    corrected = FWECorrector(n_iters=8, seed=1).transform(first)
+    assert corrected.estimator.ma_.ids == list(knowledge.ids)

@@ -195,7 +195,7 @@ def test_numpy_attrs_are_stored_as_json(toy_space, tmp_path):
 
 
 def test_unstorable_table_is_refused(toy_space, tmp_path):
-    mixed = pd.DataFrame({"a": pd.Series([1, "x"], dtype=object)})
+    mixed = pd.DataFrame({"a": pd.Series([1, object()], dtype=object)})
     with pytest.raises(InputError, match="table 'mixed' cannot be stored"):
         MetaResult({}, toy_space, tables={"mixed": mixed}).to_zarr(tmp_path / "t.zarr")
     assert store_paths(tmp_path) == []
@@ -418,3 +418,19 @@ def test_save_nifti_files_load_back_equal(result, tmp_path):
     pd.testing.assert_frame_equal(clusters, result.tables["z_tab-clust"])
     counts = pd.read_csv(out / "z_diag-Jackknife_tab-counts.tsv", sep="\t", index_col="id")
     pd.testing.assert_frame_equal(counts, result.tables["z_diag-Jackknife_tab-counts"])
+
+
+def test_cluster_table_with_mixed_value_types_round_trips(space, tmp_path):
+    """Cluster tables mix ids 1 and "1a" and sizes 848 and "" in one column (as NiMARE's)."""
+    from dmeta.results import MetaResult, open_result
+
+    table = pd.DataFrame({
+        "Cluster ID": [1, "1a", 2],
+        "X": [1.0, 2.0, 3.0],
+        "Cluster Size (mm3)": [848, "", 16],
+    })
+    result = MetaResult({"z": np.zeros(space.n_voxels, dtype=np.float32)}, space=space,
+                        tables={"z_tab-clust": table})
+    back = open_result(result.to_zarr(tmp_path / "r.zarr")).tables["z_tab-clust"]
+    pd.testing.assert_frame_equal(back, table)
+    assert [type(v) for v in back["Cluster ID"]] == [int, str, int]
