@@ -163,6 +163,7 @@ def cmd_demo(args):
     from dmeta.conjunction import conjunction
     from dmeta.datasets import load_example
     from dmeta.diagnostics import FocusCounter, Jackknife
+    from dmeta.reporting import report
     from dmeta.subtraction import ALESubtraction
     from dmeta.workflows import PairwiseCBMAWorkflow
 
@@ -178,6 +179,7 @@ def cmd_demo(args):
         for name, cset, diagnostic in zip(names, csets, diagnostics):
             result = run_ale(cset, out / f"{name}.zarr", n_iters, seed=1, voxel_thresh=0.001)
             result = diagnostic.transform(result)
+            result.to_zarr(out / f"{name}.zarr")
             result.save_nifti(out / name)
             groups.append(result)
         workflow = PairwiseCBMAWorkflow(
@@ -186,16 +188,15 @@ def cmd_demo(args):
             output_dir=out / "subtraction",
         )
         subtraction = workflow.fit(*csets)
+    subtraction.to_zarr(out / "subtraction.zarr")
     conj = conjunction([g.get_map(target) for g in groups])
     conj.to_filename(out / "conjunction.nii.gz")
     for name, result in zip(names, groups):
         print(_summary(result, name))
     print(_subtraction_summary(subtraction, *names))
     print(f"conjunction: {int((conj.get_fdata() > 0).sum())} voxels significant in both groups")
-    print(f"results: {out}/ (group ALEs with FWE in *.zarr, open with dmeta.open_result; "
-          f"NIfTI maps and TSV tables in {', '.join(names)}, subtraction; conjunction.nii.gz)")
-    from dmeta.reporting import report
-
+    print(f"results: {out}/ (Zarr stores *.zarr, open with dmeta.open_result; NIfTI maps "
+          f"and TSV tables in {', '.join(names)}, subtraction; conjunction.nii.gz)")
     print(f"report: {report(subtraction, out / 'report')}")
 
 
@@ -236,7 +237,8 @@ def main(argv=None):
         print(f"dmeta: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
     except ClusterError as exc:
-        print(f"dmeta: cluster error: {exc}", file=sys.stderr)
+        # One line: a batch job's log tail is folded onto it.
+        print(f"dmeta: cluster error: {' | '.join(str(exc).splitlines())}", file=sys.stderr)
         return EXIT_CLUSTER
     except KeyboardInterrupt:
         print("dmeta: interrupted; rerun the same command to resume", file=sys.stderr)

@@ -73,3 +73,10 @@ def test_demo_runs_quickly_on_bundled_data(client, tmp_path, monkeypatch, capsys
     assert (subtraction / "z_desc-group1MinusGroup2_corr-FDR_method-indep.nii.gz").exists()
     assert (tmp_path / "demo" / "conjunction.nii.gz").exists()
     assert "minus" in printed and "conjunction" in printed
+
+
+def test_non_positive_iteration_count_is_bad_input(tmp_path, capsys):
+    code = main(["ale", str(example_path("semantic_knowledge")), "--out",
+                 str(tmp_path / "run.zarr"), "--n-iters", "0"])
+    assert code == 2
+    assert "n_iters must be a positive integer" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from distributed import as_completed
 from tqdm.auto import tqdm
 
 from dmeta.compute import session
+from dmeta.errors import InputError
 from dmeta.montecarlo.store import NullStore
 
 DEFAULT_CHUNK_ITERS = 250
@@ -75,7 +76,7 @@ def run_nulls(plans, n_iters, seed=None, chunk_iters=None, store=None):
         ``(nulls, hist)`` per name, as :func:`run_null` returns them.
     """
     if not (isinstance(n_iters, int) and n_iters > 0):
-        raise ValueError(f"n_iters must be a positive integer, got {n_iters!r}")
+        raise InputError(f"n_iters must be a positive integer, got {n_iters!r}")
     chunk_iters = chunk_iters or default_chunk_iters(n_iters)
     seeds = seed if isinstance(seed, dict) else dict.fromkeys(plans, seed)
     stores = {name: NullStore.open(store, name, plan, seeds.get(name), chunk_iters)
