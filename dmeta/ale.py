@@ -1,7 +1,6 @@
 """The ALE estimator: modeled activation -> ALE statistic -> p, z, -log10 p."""
 
 import copy
-import inspect
 
 import numpy as np
 
@@ -9,6 +8,7 @@ from dmeta.approximate_null import approximate_null, hist_to_p, histogram_bins
 from dmeta.coordinates import CoordinateSet
 from dmeta.errors import InputError
 from dmeta.modeled_activation import ModeledActivation
+from dmeta.params import Parameters
 from dmeta.results import MetaResult
 from dmeta.space import Space
 from dmeta.stats import p_to_logp, p_to_z
@@ -16,7 +16,7 @@ from dmeta.stats import p_to_logp, p_to_z
 NULL_METHODS = ("approximate", "montecarlo")
 
 
-class ALE:
+class ALE(Parameters):
     """Activation likelihood estimation (Turkeltaub et al., 2002; Eickhoff et al., 2009, 2012).
 
     Parameters
@@ -56,11 +56,6 @@ class ALE:
         self.chunk_iters = chunk_iters
         self.mask = mask
 
-    def get_params(self):
-        """Constructor parameters, for provenance and for refitting on subsets."""
-        names = inspect.signature(type(self).__init__).parameters
-        return {name: getattr(self, name) for name in names if name != "self"}
-
     def fit(self, cset):
         """Fit ALE to a coordinate set and return a :class:`~dmeta.MetaResult`.
 
@@ -95,7 +90,7 @@ class ALE:
             tables={"analyses": self.analysis_table(cset)},
             description=self.describe(cset),
             nulls=nulls,
-            attrs={"estimator": "ALE", "params": _jsonable(self.get_params())},
+            attrs={"estimator": "ALE", "params": self.provenance()},
         )
         # A snapshot: refitting this estimator must not change what this result refers to.
         result.estimator = copy.copy(self)
@@ -136,8 +131,3 @@ def ale_statistic(ma_matrix):
 
 def _row_max(matrix):
     return matrix.max(axis=1).toarray().ravel()
-
-
-def _jsonable(params):
-    return {k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v))
-            for k, v in params.items()}

@@ -12,26 +12,10 @@ import pytest
 import dmeta
 from dmeta.datasets import example_path
 
-DATA = example_path("pain").parent
-
 nimare = pytest.importorskip("nimare")
-from nimare.io import convert_sleuth_to_dataset  # noqa: E402
 from nimare.meta.cbma import ALE as NiMAREALE  # noqa: E402
 from nimare.meta.kernel import ALEKernel  # noqa: E402
-from nimare.studyset import Studyset  # noqa: E402
-
-
-def _nimare_dataset(name):
-    if name == "pain":
-        return Studyset(str(example_path("pain")), target="mni152_2mm").to_dataset()
-    return convert_sleuth_to_dataset(str(example_path(name)))
-
-
-def _in_mask_only(dset, space):
-    ijk = space.mm_to_ijk(dset.coordinates[["x", "y", "z"]].to_numpy())
-    kept = dset.copy()
-    kept.coordinates = dset.coordinates[space.in_mask(ijk)].reset_index(drop=True)
-    return kept
+from nimare_reference import nimare_dataset  # noqa: E402
 
 
 def _fit_both(name, **kwargs):
@@ -44,7 +28,7 @@ def _fit_both(name, **kwargs):
             nimare_kwargs["kernel_transformer"] = ALEKernel(fwhm=kwargs["kernel_fwhm"])
         if "sample_size" in kwargs:
             nimare_kwargs["kernel_transformer"] = ALEKernel(sample_size=kwargs["sample_size"])
-        dset = _in_mask_only(_nimare_dataset(name), ours.space)
+        dset = nimare_dataset(name, ours.space)
         theirs = NiMAREALE(mask=ours.space.mask_img, **nimare_kwargs).fit(dset)
     return ours, theirs
 
@@ -69,16 +53,13 @@ def test_stat_and_z_match_nimare(name, kwargs):
 
 
 def test_parquet_studyset_with_talairach_foci_matches_nimare():
-    path = DATA / "neurostore_parquet_studyset"
-    cset = dmeta.io.load(path)
+    cset = dmeta.io.load(example_path("pain").parent / "neurostore_parquet_studyset")
     assert (cset.foci["space"] == "TAL").any()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ours = dmeta.ALE(sample_size=20).fit(cset)
-        dset = Studyset(str(path), target="mni152_2mm").to_dataset()
-        theirs = NiMAREALE(kernel_transformer=ALEKernel(sample_size=20), mask=ours.space.mask_img).fit(
-            _in_mask_only(dset, ours.space)
-        )
+        theirs = NiMAREALE(kernel_transformer=ALEKernel(sample_size=20),
+                           mask=ours.space.mask_img).fit(nimare_dataset("parquet", ours.space))
     for map_name, tol in (("stat", 1e-6), ("z", 1e-4)):
         np.testing.assert_allclose(
             ours.get_map(map_name, "array"), theirs.get_map(map_name, return_type="array"),

@@ -13,13 +13,12 @@ import pandas as pd
 import pytest
 
 import dmeta
-from dmeta.datasets import example_path
 from dmeta.diagnostics.tables import peak_map_name
 
 nimare = pytest.importorskip("nimare")
 import nimare.diagnostics as nd  # noqa: E402
 from nimare.meta.cbma import ALE as NiMAREALE  # noqa: E402
-from nimare.studyset import Studyset  # noqa: E402
+from nimare_reference import nimare_dataset  # noqa: E402
 
 THRESH = 3.1
 
@@ -36,9 +35,7 @@ def nimare_pain(pain_ale):
     space = pain_ale.space
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dset = Studyset(str(example_path("pain")), target="mni152_2mm").to_dataset()
-        ijk = space.mm_to_ijk(dset.coordinates[["x", "y", "z"]].to_numpy())
-        dset.coordinates = dset.coordinates[space.in_mask(ijk)].reset_index(drop=True)
+        dset = nimare_dataset("pain", space)
         return NiMAREALE(mask=space.mask_img).fit(dset)
 
 

@@ -13,26 +13,14 @@ import numpy as np
 import pytest
 
 import dmeta
-from dmeta.datasets import example_path
 
 nimare = pytest.importorskip("nimare")
 from nimare.correct import FWECorrector as NiMAREFWECorrector  # noqa: E402
-from nimare.io import convert_sleuth_to_dataset  # noqa: E402
 from nimare.meta.cbma import ALE as NiMAREALE  # noqa: E402
-from nimare.studyset import Studyset  # noqa: E402
+from nimare_reference import nimare_dataset  # noqa: E402
 
 N_ITERS = 5000
 SIZE_MAP = "z_desc-size_level-cluster_corr-FWE_method-montecarlo"
-
-
-def _nimare_dataset(name, space):
-    if name == "pain":
-        dset = Studyset(str(example_path("pain")), target="mni152_2mm").to_dataset()
-    else:
-        dset = convert_sleuth_to_dataset(str(example_path(name)))
-    ijk = space.mm_to_ijk(dset.coordinates[["x", "y", "z"]].to_numpy())
-    dset.coordinates = dset.coordinates[space.in_mask(ijk)].reset_index(drop=True)
-    return dset
 
 
 def _within_mc_error(ours, theirs, q=0.95):
@@ -48,7 +36,7 @@ def test_fwe_nulls_and_clusters_match_nimare(client, name):
         ours = dmeta.ALE().fit(dmeta.datasets.load_example(name))
         ours = dmeta.FWECorrector(n_iters=N_ITERS, seed=1).transform(ours)
         fitted = NiMAREALE(mask=ours.space.mask_img, random_state=1).fit(
-            _nimare_dataset(name, ours.space)
+            nimare_dataset(name, ours.space)
         )
         theirs = NiMAREFWECorrector(
             method="montecarlo", voxel_thresh=0.001, n_iters=N_ITERS, n_cores=2

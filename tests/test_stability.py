@@ -171,14 +171,12 @@ def test_stable_voxels_within_monte_carlo_error_of_nimare(client, pain_ale, tmp_
     from nimare.correct import FWECorrector
     from nimare.diagnostics import ResampledStability as NiMAREStability
     from nimare.meta.cbma import ALE as NiMAREALE
-    from nimare.studyset import Studyset
+    from nimare_reference import nimare_dataset
 
     space = pain_ale.space
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dset = Studyset(str(example_path("pain")), target="mni152_2mm").to_dataset()
-        ijk = space.mm_to_ijk(dset.coordinates[["x", "y", "z"]].to_numpy())
-        dset.coordinates = dset.coordinates[space.in_mask(ijk)].reset_index(drop=True)
+        dset = nimare_dataset("pain", space)
         theirs = FWECorrector(method="montecarlo", n_iters=N_ITERS).transform(
             NiMAREALE(mask=space.mask_img).fit(dset))
         theirs = NiMAREStability(target_image="z", resampling_policy="leave_1_out",

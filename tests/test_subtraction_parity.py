@@ -12,22 +12,13 @@ import numpy as np
 import pytest
 
 import dmeta
-from dmeta.datasets import example_path
 
 nimare = pytest.importorskip("nimare")
-from nimare.io import convert_sleuth_to_dataset  # noqa: E402
 from nimare.meta.cbma import ALESubtraction as NiMAREALESubtraction  # noqa: E402
+from nimare_reference import nimare_dataset  # noqa: E402
 
 N_ITERS = 10_000
 NAME = "z_desc-group1MinusGroup2"
-
-
-def _in_mask_dataset(name, space):
-    dset = convert_sleuth_to_dataset(str(example_path(name)))
-    ijk = space.mm_to_ijk(dset.coordinates[["x", "y", "z"]].to_numpy())
-    kept = dset.copy()
-    kept.coordinates = dset.coordinates[space.in_mask(ijk)].reset_index(drop=True)
-    return kept
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +30,7 @@ def fits(client):
         start = time.perf_counter()
         ours = dmeta.ALESubtraction(n_iters=N_ITERS, seed=0).fit(c1, c2)
         ours_time = time.perf_counter() - start
-        d1, d2 = (_in_mask_dataset(n, ours.space)
+        d1, d2 = (nimare_dataset(n, ours.space)
                   for n in ("semantic_knowledge", "semantic_relatedness"))
         start = time.perf_counter()
         theirs = NiMAREALESubtraction(n_iters=N_ITERS, n_cores=1,

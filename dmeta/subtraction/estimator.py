@@ -4,9 +4,10 @@ import copy
 
 import numpy as np
 
-from dmeta.ale import ALE, _jsonable
+from dmeta.ale import ALE
 from dmeta.coordinates import CoordinateSet
 from dmeta.errors import InputError
+from dmeta.params import Parameters
 from dmeta.results import MetaResult
 from dmeta.stats import p_to_logp, p_to_z
 from dmeta.subtraction.permutation import (
@@ -22,7 +23,7 @@ from dmeta.subtraction.permutation import (
 DESC = "desc-group1MinusGroup2"
 
 
-class ALESubtraction:
+class ALESubtraction(Parameters):
     """ALE subtraction analysis (Laird et al., 2005; Eickhoff et al., 2012), NiMARE's way.
 
     Every in-mask voxel is tested two-sided: the observed ALE difference against its
@@ -65,12 +66,6 @@ class ALESubtraction:
         self.chunk_iters = chunk_iters
         self.mask = mask
         self.chunk_voxels = chunk_voxels
-
-    def get_params(self):
-        """Constructor parameters, for provenance."""
-        return {name: getattr(self, name) for name in (
-            "kernel_fwhm", "sample_size", "n_iters", "seed", "chunk_iters", "mask",
-            "chunk_voxels")}
 
     def fit(self, cset1, cset2):
         """Fit both groups and test their difference; returns a :class:`~dmeta.MetaResult`.
@@ -117,7 +112,7 @@ class ALESubtraction:
                     for label, g in zip(("group1", "group2"), groups)},
             description=self.describe(cset1, cset2),
             attrs={"estimator": "ALESubtraction",
-                   "params": _jsonable({**self.get_params(), "seed": self.seed_})},
+                   "params": self.provenance(seed=self.seed_)},
         )
         # A snapshot: refitting this estimator must not change what this result refers to.
         result.estimator = copy.copy(self)
