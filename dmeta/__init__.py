@@ -6,6 +6,11 @@ unpickle its tasks, and should not pay for plotting and reporting libraries it n
 
 import importlib
 
+# Imported now, not on first use: the function shares its module's name, and importing the
+# module later (``from dmeta.conjunction import ...``) would otherwise rebind
+# ``dmeta.conjunction`` to the module. It needs only nibabel and numpy.
+from dmeta.conjunction import conjunction
+
 __version__ = "0.1.0"
 
 #: Public name -> the module that defines it.
@@ -22,14 +27,13 @@ _EXPORTS = {
     "MetaResult": "dmeta.results",
     "PairwiseCBMAWorkflow": "dmeta.workflows",
     "ResampledStability": "dmeta.diagnostics",
-    "conjunction": "dmeta.conjunction",
     "open_result": "dmeta.results",
     "report": "dmeta.reporting",
     "stability_sweep": "dmeta.diagnostics",
 }
 _SUBMODULES = ("datasets", "io")
 
-__all__ = sorted([*_EXPORTS, *_SUBMODULES])
+__all__ = sorted([*_EXPORTS, *_SUBMODULES, "conjunction"])
 
 
 def __getattr__(name):

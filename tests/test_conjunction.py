@@ -45,3 +45,13 @@ def test_needs_two_images(imgs):
 def test_unreadable_path(tmp_path):
     with pytest.raises(InputError, match="missing.nii.gz"):
         dmeta.conjunction([_img([1, 1, 1, 1]), tmp_path / "missing.nii.gz"])
+
+
+def test_dmeta_conjunction_stays_the_function_after_its_module_is_imported():
+    import importlib
+
+    import dmeta
+
+    importlib.import_module("dmeta.conjunction")
+    importlib.import_module("dmeta.reporting")
+    assert callable(dmeta.conjunction) and callable(dmeta.report)
