@@ -176,7 +176,7 @@ def main(argv=None):
                         help="dmeta iterations on semantic_knowledge (a)")
     parser.add_argument("--nimare-iters", type=int, default=100,
                         help="NiMARE iterations on semantic_knowledge (a)")
-    parser.add_argument("--scaling-iters", type=int, default=2000,
+    parser.add_argument("--scaling-iters", type=int, default=20000,
                         help="dmeta iterations for 1 vs 2 workers (b)")
     parser.add_argument("--synthetic-analyses", type=int, default=500)
     parser.add_argument("--synthetic-iters", type=int, default=100,
