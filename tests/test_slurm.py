@@ -19,24 +19,14 @@ import pytest
 
 from dmeta.compute import ClusterError, active_client, connect, session
 
-try:
-    from slurm_fixtures import (  # noqa: F401  (fixtures are used by name)
-        SLURM_CLUSTER_JOBS,
-        slurm_available,
-        slurm_cluster,
-        slurm_job_ids,
-        squeue_states,
-        worker_options,
-    )
-except ImportError:  # tests/ imported as a package
-    from tests.slurm_fixtures import (  # noqa: F401
-        SLURM_CLUSTER_JOBS,
-        slurm_available,
-        slurm_cluster,
-        slurm_job_ids,
-        squeue_states,
-        worker_options,
-    )
+from slurm_fixtures import (  # noqa: F401  (fixtures are used by name)
+    SLURM_CLUSTER_JOBS,
+    slurm_available,
+    slurm_cluster,
+    slurm_job_ids,
+    squeue_states,
+    worker_options,
+)
 
 
 def _slurm_config() -> dict[str, str]:
