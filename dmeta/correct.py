@@ -49,7 +49,7 @@ class FWECorrector:
             raise InputError(f"FWECorrector supports method='montecarlo', got {self.method!r}")
         if not 0 < self.voxel_thresh < 1:
             raise InputError(f"voxel_thresh must be a p-value in (0, 1), got {self.voxel_thresh}")
-        ale = getattr(result, "estimator", None)
+        ale = result.estimator
         if ale is None or not hasattr(ale, "ma_"):
             raise InputError("FWE correction needs the result of ALE.fit in this session")
         thresh = hist_to_threshold(ale.null_weights_, ale.bins_, self.voxel_thresh)
@@ -79,7 +79,6 @@ class FWECorrector:
             "of random-foci datasets (maximum ALE, cluster size and cluster mass), with "
             f"face-connected clusters formed at uncorrected p < {self.voxel_thresh}."
         )
-        corrected.estimator = ale
         return corrected
 
 
@@ -136,7 +135,6 @@ class FDRCorrector:
                     logp, 0, np.finfo(np.float32).max).astype(np.float32)
         out = result.copy()
         out.add_maps(maps)
-        out.estimator = getattr(result, "estimator", None)
         procedure = ("Benjamini-Hochberg" if self.method == "indep" else "Benjamini-Yekutieli")
         out.description += (f" False discovery rate correction was performed with the "
                             f"{procedure} procedure.")

@@ -179,6 +179,9 @@ class MetaResult:
         self.description = str(description)
         self.nulls = _as_nulls(nulls)
         self.attrs = dict(attrs or {})
+        #: The fitted estimator (a snapshot) that correctors and diagnostics build on; set by
+        #: ``fit``, kept by :meth:`copy`, None for a result read from a store.
+        self.estimator = None
 
     def __repr__(self) -> str:
         nulls = "none" if self.nulls is None else dict(self.nulls.sizes)
@@ -219,8 +222,11 @@ class MetaResult:
         return f"No map named {name!r}.{hint} Available maps: {', '.join(names) or 'none'}"
 
     def copy(self) -> MetaResult:
-        """Return an independent copy, so correctors can add maps without touching ``self``."""
-        return MetaResult(
+        """Return an independent copy, so correctors can add maps without touching ``self``.
+
+        The fitted estimator is shared, not copied: it is a read-only snapshot of the fit.
+        """
+        out = MetaResult(
             self.maps.copy(deep=True),
             self.space,
             tables={name: table.copy(deep=True) for name, table in self.tables.items()},
@@ -228,6 +234,8 @@ class MetaResult:
             nulls=None if self.nulls is None else self.nulls.copy(deep=True),
             attrs=copy.deepcopy(self.attrs),
         )
+        out.estimator = self.estimator
+        return out
 
     def add_maps(self, maps: Mapping) -> None:
         """Add (or replace) maps in place; values as for the ``maps`` parameter."""

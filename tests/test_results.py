@@ -434,3 +434,11 @@ def test_cluster_table_with_mixed_value_types_round_trips(space, tmp_path):
     back = open_result(result.to_zarr(tmp_path / "r.zarr")).tables["z_tab-clust"]
     pd.testing.assert_frame_equal(back, table)
     assert [type(v) for v in back["Cluster ID"]] == [int, str, int]
+
+
+def test_copy_keeps_the_fitted_estimator_and_a_stored_result_has_none(toy_space, tmp_path):
+    fitted = object()
+    result = MetaResult({"z": np.zeros(toy_space.n_voxels)}, toy_space)
+    result.estimator = fitted
+    assert result.copy().estimator is fitted
+    assert open_result(result.to_zarr(tmp_path / "r.zarr")).estimator is None

@@ -27,7 +27,7 @@ class Group:
 
 def analysis_groups(result):
     """One Group for a single-sample ALE, (group 1, group 2) for a subtraction."""
-    estimator = getattr(result, "estimator", None)
+    estimator = result.estimator
     if estimator is None:
         raise InputError("diagnostics need a result fitted in this session (result.estimator)")
     if hasattr(estimator, "ma1_") and hasattr(estimator, "ma2_"):
@@ -90,7 +90,6 @@ class Diagnostics:
         table, labels = cluster_table(result, self.target_image, self.voxel_thresh,
                                       self.cluster_threshold)
         out = result.copy()
-        out.estimator = result.estimator
         out.add_tables({f"{self.target_image}_tab-clust": table})
         if not labels:
             warnings.warn(f"no clusters in {self.target_image!r}", UserWarning, stacklevel=2)

@@ -94,7 +94,6 @@ class ResampledStability:
                                   self.store, self.chunk_iters)[config.label]
         name = f"{self.target_image}_diag-ResampledStability"
         out = result.copy()
-        out.estimator = result.estimator
         out.add_maps({name: stability.astype("float32")})
         out.add_tables({f"{name}_tab-summary": pd.DataFrame([{
             "target_image": self.target_image,

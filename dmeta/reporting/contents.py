@@ -126,7 +126,7 @@ def foci_sets(result, contents):
     tables = {group_label(name): result.tables[name] for name in contents.foci}
     if tables:
         return {label: t[["x", "y", "z"]].to_numpy(dtype=float) for label, t in tables.items()}
-    estimator = getattr(result, "estimator", None)
+    estimator = result.estimator
     layouts = {"": getattr(estimator, "ma_", None), "group1": getattr(estimator, "ma1_", None),
                "group2": getattr(estimator, "ma2_", None)}
     analyses = {group_label(name): list(result.tables[name].index) for name in contents.analyses}
