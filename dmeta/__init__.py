@@ -9,7 +9,7 @@ import importlib
 # Imported now, not on first use: the function shares its module's name, and importing the
 # module later (``from dmeta.conjunction import ...``) would otherwise rebind
 # ``dmeta.conjunction`` to the module. It needs only nibabel and numpy.
-from dmeta.conjunction import conjunction
+from dmeta.conjunction import conjunction  # noqa: F401  (public, listed in __all__)
 
 __version__ = "0.1.0"
 
