@@ -21,6 +21,7 @@ _EXPORTS = {
     "CoordinateSet": "dmeta.coordinates",
     "FDRCorrector": "dmeta.correct",
     "FWECorrector": "dmeta.correct",
+    "FocusFilter": "dmeta.focus_filter",
     "FocusCounter": "dmeta.diagnostics",
     "InputError": "dmeta.errors",
     "Jackknife": "dmeta.diagnostics",

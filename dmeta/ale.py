@@ -7,7 +7,7 @@ import numpy as np
 from dmeta.approximate_null import approximate_null, hist_to_p, histogram_bins
 from dmeta.coordinates import CoordinateSet
 from dmeta.errors import InputError
-from dmeta.modeled_activation import ModeledActivation
+from dmeta.modeled_activation import OUTSIDE_TABLE, ModeledActivation
 from dmeta.params import Parameters
 from dmeta.results import MetaResult
 from dmeta.space import Space
@@ -84,10 +84,13 @@ class ALE(Parameters):
             p = hist_to_p(stat, self.null_weights_, self.bins_)
         maps = {"stat": stat, "p": p, "z": p_to_z(p), "logp": p_to_logp(p)}
         maps = {name: values.astype(np.float32) for name, values in maps.items()}
+        tables = {"analyses": self.analysis_table(cset)}
+        if not self.ma_.outside_mask.empty:
+            tables[OUTSIDE_TABLE] = self.ma_.outside_mask
         result = MetaResult(
             maps,
             space=self.space_,
-            tables={"analyses": self.analysis_table(cset)},
+            tables=tables,
             description=self.describe(cset),
             nulls=nulls,
             attrs={"estimator": "ALE", "params": self.provenance()},
@@ -97,8 +100,8 @@ class ALE(Parameters):
         return result
 
     def analysis_table(self, cset):
-        """Per-analysis sample size, kernel FWHM and number of foci used."""
-        table = cset.analyses[["sample_size"]].copy()
+        """Per-analysis sample size, kernel FWHM and number of foci, for the analyses used."""
+        table = cset.analyses.loc[self.ma_.ids, ["sample_size"]]
         table["kernel_fwhm"] = self.ma_.kernels.fwhms
         table["n_foci"] = self.ma_.foci.counts
         return table
@@ -112,7 +115,7 @@ class ALE(Parameters):
         return (
             "An activation likelihood estimation (ALE) meta-analysis (Turkeltaub et al., 2002; "
             "Eickhoff et al., 2009, 2012) was performed with dmeta on "
-            f"{int(self.ma_.foci.counts.sum())} foci from {len(cset.ids)} experiments. "
+            f"{int(self.ma_.foci.counts.sum())} foci from {len(self.ma_.ids)} experiments. "
             f"ALE values were converted to p-values with {null}."
         )
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from dmeta.errors import InputError
+from dmeta.messages import examples, warn
 
 ANALYSIS_COLUMNS = ["study_id", "analysis_id", "sample_size", "source"]
 FOCI_COLUMNS = ["id", "x", "y", "z", "space", "line"]
@@ -42,21 +42,27 @@ class CoordinateSet:
         self._foci = self._check_foci(foci)
 
     @classmethod
-    def from_records(cls, records, source):
+    def from_records(cls, records, source, unknown_space="keep"):
         """Build a CoordinateSet from readers' per-analysis records.
 
         Parameters
         ----------
         records : list of AnalysisRecord
-            In file order. Records without foci are skipped with a warning (NiMARE's
-            coordinate-based estimators drop such analyses too).
+            In file order, with coordinates and space labels as the file gives them.
+            Records without foci are skipped with a warning (NiMARE's coordinate-based
+            estimators drop such analyses too).
         source : str
             The file or directory read, used in messages and the ``source`` column.
+        unknown_space : {"keep", "drop", "error"}
+            What to do with foci in unrecognised spaces (see :mod:`dmeta.io.spaces`).
 
         Returns
         -------
         CoordinateSet
+            Foci in MNI mm (Talairach converted).
         """
+        from dmeta.io.spaces import ResolvedSpaces
+
         source = str(source)
         first_seen = {}
         for record in records:
@@ -66,14 +72,32 @@ class CoordinateSet:
                     f"(first used at {first_seen[record.id]})"
                 )
             first_seen[record.id] = record.where
-        empty = [record.id for record in records if len(record.xyz) == 0]
+        if not any(len(r.xyz) for r in records):
+            raise InputError(f"{source}: no analyses with foci")
+        counts = [len(r.xyz) for r in records]
+        spaces = ResolvedSpaces(
+            np.concatenate([np.asarray(r.xyz, dtype=np.float64).reshape(-1, 3) for r in records]),
+            [label for r in records for label in r.spaces],
+            unknown_space,
+            source,
+            where=np.repeat([f"analysis '{r.id}' ({r.where})" for r in records], counts),
+        )
+        lines = [r.lines if r.lines is not None else [pd.NA] * len(r.xyz) for r in records]
+        foci = pd.DataFrame(
+            {
+                "id": np.repeat([r.id for r in records], counts).astype(object),
+                "x": spaces.xyz[:, 0],
+                "y": spaces.xyz[:, 1],
+                "z": spaces.xyz[:, 2],
+                "space": spaces.labels,
+                "line": pd.array(np.concatenate(lines), dtype="Int64"),
+            }
+        )[spaces.keep]
+        kept = set(foci["id"])
+        empty = [record.id for record in records if record.id not in kept]
         if empty:
-            shown = ", ".join(empty[:5]) + (", ..." if len(empty) > 5 else "")
-            warnings.warn(
-                f"{source}: skipping {len(empty)} analysis(es) without foci: {shown}",
-                stacklevel=3,
-            )
-            records = [record for record in records if len(record.xyz)]
+            warn(f"{source}: skipping {len(empty)} analysis(es) without foci: {examples(empty)}")
+            records = [record for record in records if record.id in kept]
         if not records:
             raise InputError(f"{source}: no analyses with foci")
         analyses = pd.DataFrame(
@@ -84,19 +108,6 @@ class CoordinateSet:
                 "source": source,
             },
             index=pd.Index([r.id for r in records], name="id"),
-        )
-        counts = [len(r.xyz) for r in records]
-        lines = [r.lines if r.lines is not None else [pd.NA] * len(r.xyz) for r in records]
-        xyz = np.concatenate([np.asarray(r.xyz, dtype=np.float64).reshape(-1, 3) for r in records])
-        foci = pd.DataFrame(
-            {
-                "id": np.repeat(analyses.index.to_numpy(), counts),
-                "x": xyz[:, 0],
-                "y": xyz[:, 1],
-                "z": xyz[:, 2],
-                "space": np.concatenate([np.asarray(r.spaces, dtype=object) for r in records]),
-                "line": pd.array(np.concatenate(lines), dtype="Int64"),
-            }
         )
         return cls(analyses, foci, source=source)
 
@@ -235,9 +246,9 @@ class AnalysisRecord:
     sample_size : float
         NaN when the file gives none.
     xyz : numpy.ndarray, shape (n, 3)
-        Foci in MNI mm (Talairach already converted).
-    spaces : sequence of str
-        Space the file gave for each focus, ``"MNI"`` or ``"TAL"``.
+        Foci in mm, in the space the file gives.
+    spaces : sequence
+        Space label the file gives for each focus (None where it gives none).
     where : str
         Location in the file, for messages (e.g. ``"line 12"``).
     lines : sequence of int, optional

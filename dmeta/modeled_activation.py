@@ -5,7 +5,6 @@ diagnostic work from it or from its log complement, log(1 - MA).
 """
 
 import copy
-import warnings
 
 import numba
 import numpy as np
@@ -14,57 +13,73 @@ from scipy import sparse
 
 from dmeta.errors import InputError
 from dmeta.kernels import KernelBank, fwhm_from_sample_size
+from dmeta.messages import examples, warn
+
+#: Result table listing the foci whose centre is not an in-mask voxel.
+OUTSIDE_TABLE = "outside_mask"
 
 
 class FociLayout:
-    """Foci of a coordinate set located in a space, grouped by analysis.
+    """Every focus of a coordinate set located on a space's grid, grouped by analysis.
 
-    Foci outside the mask are left out with a warning that lists them. An analysis left
-    with no focus is an error, since it would silently shrink the meta-analysis.
+    Foci are kept wherever their centre lies, in the mask or not, inside the volume or not:
+    as in NiMARE, a focus's kernel counts at every in-mask voxel it reaches.
 
     Attributes
     ----------
     ids : list of str
         Analysis ids, in order.
     ijk : (n_foci, 3) int64
-        Voxel subscripts of the in-mask foci, grouped by analysis.
+        Voxel subscripts of the foci (possibly outside the grid), grouped by analysis.
     starts : (n_analyses + 1,) int64
         ``ijk[starts[a]:starts[a + 1]]`` are the foci of analysis ``a``.
     """
 
     def __init__(self, cset, space):
-        foci = cset.foci
-        ijk = space.mm_to_ijk(foci[["x", "y", "z"]].to_numpy(dtype=float))
-        inside = space.in_mask(ijk)
-        if not inside.all():
-            outside = foci.loc[~inside, ["id", "x", "y", "z"]]
-            listing = "; ".join(
-                f"{row.id} ({row.x:g}, {row.y:g}, {row.z:g})" for row in outside.itertuples()
-            )
-            warnings.warn(
-                f"{len(outside)} foci of {_where(cset)} lie outside the mask and are left "
-                f"out: {listing}",
-                UserWarning,
-                stacklevel=3,
-            )
-        ids = list(cset.ids)
-        position = pd.Series(np.arange(len(ids)), index=ids)
-        analysis = position.loc[foci["id"].to_numpy()[inside]].to_numpy()
-        counts = np.bincount(analysis, minlength=len(ids))
-        empty = [i for i, n in zip(ids, counts) if n == 0]
-        if empty:
-            raise InputError(
-                f"{_where(cset)}: analyses with no foci inside the mask: {', '.join(empty)}"
-            )
-        order = np.argsort(analysis, kind="stable")
-        self.ids = ids
-        self.ijk = ijk[inside][order].astype(np.int64)
-        self.starts = np.concatenate([[0], np.cumsum(counts)])
+        foci = cset.foci  # grouped by analysis, in analysis order
+        self.ids = list(cset.ids)
+        self.ijk = space.mm_to_ijk(foci[["x", "y", "z"]].to_numpy(dtype=float)).astype(np.int64)
+        counts = pd.Index(self.ids).get_indexer(foci["id"])
+        self.starts = np.concatenate(
+            [[0], np.cumsum(np.bincount(counts, minlength=len(self.ids)))]
+        ).astype(np.int64)
 
     @property
     def counts(self):
-        """Number of in-mask foci per analysis."""
+        """Number of foci per analysis."""
         return np.diff(self.starts)
+
+
+def outside_mask_foci(cset, space):
+    """The foci whose centre is not an in-mask voxel, with their voxel subscripts.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of ``cset.foci`` outside the mask, plus ``i``, ``j``, ``k`` and
+        ``in_volume`` (False for foci beyond the edge of the grid).
+    """
+    foci = cset.foci
+    ijk = space.mm_to_ijk(foci[["x", "y", "z"]].to_numpy(dtype=float))
+    outside = ~space.in_mask(ijk)
+    table = foci.loc[outside].reset_index(drop=True)
+    table[["i", "j", "k"]] = ijk[outside]
+    table["in_volume"] = space.in_volume(ijk[outside])
+    return table
+
+
+def _warn_outside(table, cset):
+    if table.empty:
+        return
+    shown = examples(
+        [f"{row.id} ({row.x:g}, {row.y:g}, {row.z:g})" for row in table.itertuples()], shown=3
+    )
+    warn(
+        f"{_where(cset)}: {len(table)} of {len(cset.foci)} foci lie outside the mask "
+        f"(e.g. {shown}). As in NiMARE they are kept: each kernel counts wherever it reaches "
+        f"the mask. The full list is the result's table '{OUTSIDE_TABLE}'; "
+        "dmeta.FocusFilter drops such foci."
+    )
 
 
 def _where(cset):
@@ -95,14 +110,25 @@ def analysis_fwhms(cset, kernel_fwhm=None, sample_size=None):
     missing = [i for i, s in zip(cset.ids, sizes) if not s > 0]
     if missing:
         raise InputError(
-            f"{_where(cset)}: no sample size for {', '.join(missing)}; add one to the file "
-            "or fix the kernel with sample_size= or kernel_fwhm="
+            f"{_where(cset)}: no sample size for {len(missing)} of {n} analyses "
+            f"({examples(missing, shown=5)}); add them to the file, or give every analysis "
+            "one kernel with sample_size=N or kernel_fwhm=MM (command line: --sample-size N "
+            "or --kernel-fwhm MM)"
         )
     return fwhm_from_sample_size(sizes)
 
 
 class ModeledActivation:
-    """Foci, kernels and the sparse MA matrix of one coordinate set in one space."""
+    """Foci, kernels and the sparse MA matrix of one coordinate set in one space.
+
+    Analyses none of whose kernels reaches an in-mask voxel contribute nothing to ALE and
+    are left out with a warning naming them; fewer than two usable analyses is an error.
+
+    Attributes
+    ----------
+    outside_mask : pandas.DataFrame
+        The foci whose centre is outside the mask (see :func:`outside_mask_foci`).
+    """
 
     def __init__(self, cset, space, kernel_fwhm=None, sample_size=None):
         self.space = space
@@ -110,6 +136,20 @@ class ModeledActivation:
         fwhms = analysis_fwhms(cset, kernel_fwhm, sample_size)
         self.kernels = KernelBank(fwhms, space.zooms, fixed=kernel_fwhm is not None)
         self.matrix = _ma_matrix(self.foci, self.kernels, space)
+        self.outside_mask = outside_mask_foci(cset, space)
+        _warn_outside(self.outside_mask, cset)
+        usable = np.flatnonzero(np.diff(self.matrix.indptr) > 0)
+        if usable.size < len(self.ids):
+            unusable = [self.ids[a] for a in np.flatnonzero(np.diff(self.matrix.indptr) == 0)]
+            warn(f"{_where(cset)}: {len(unusable)} analysis(es) are left out because none "
+                 f"of their foci's kernels reaches the mask: {examples(unusable, shown=10)}")
+            if usable.size < 2:
+                raise InputError(
+                    f"{_where(cset)}: {usable.size} analysis(es) have foci whose kernels reach "
+                    "the mask; a meta-analysis needs at least two"
+                )
+            reduced = self.subset(usable)
+            self.foci, self.kernels, self.matrix = reduced.foci, reduced.kernels, reduced.matrix
 
     @property
     def ids(self):

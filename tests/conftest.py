@@ -67,3 +67,11 @@ def knowledge_ale(knowledge):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return ALE().fit(knowledge)
+
+
+@pytest.fixture(scope="session")
+def neurostore_export(tmp_path_factory):
+    """A NIMADS studyset shaped like a real NeuroStore export (see neurostore_export.py)."""
+    from neurostore_export import write_neurostore_export
+
+    return write_neurostore_export(tmp_path_factory.mktemp("neurostore"))

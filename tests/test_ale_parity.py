@@ -1,7 +1,8 @@
-"""ALE statistic and approximate-null z agree with NiMARE 0.22.1 on the bundled data.
+"""ALE statistic and approximate-null z agree with NiMARE 0.22.1 with default settings.
 
-NiMARE keeps foci that fall outside the mask; dmeta leaves them out (with a warning), so
-NiMARE is given the same in-mask foci.
+Both get every focus, unfiltered: the bundled data (with foci outside the mask) and a
+NeuroStore-shaped export (unknown spaces, foci in the ventricles and beyond the volume,
+analyses without sample sizes).
 """
 
 import warnings
@@ -60,6 +61,21 @@ def test_parquet_studyset_with_talairach_foci_matches_nimare():
         ours = dmeta.ALE(sample_size=20).fit(cset)
         theirs = NiMAREALE(kernel_transformer=ALEKernel(sample_size=20),
                            mask=ours.space.mask_img).fit(nimare_dataset("parquet", ours.space))
+    for map_name, tol in (("stat", 1e-6), ("z", 1e-4)):
+        np.testing.assert_allclose(
+            ours.get_map(map_name, "array"), theirs.get_map(map_name, return_type="array"),
+            rtol=0, atol=tol, err_msg=map_name,
+        )
+
+
+def test_neurostore_shaped_export_matches_nimare(neurostore_export):
+    """Unknown spaces, ventricles, foci beyond the volume, no sample sizes: NiMARE's numbers."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the warnings are checked in test_messy_data
+        cset = dmeta.io.load(neurostore_export)
+        ours = dmeta.ALE(sample_size=20).fit(cset)
+        theirs = NiMAREALE(kernel_transformer=ALEKernel(sample_size=20),
+                           mask=ours.space.mask_img).fit(nimare_dataset(neurostore_export))
     for map_name, tol in (("stat", 1e-6), ("z", 1e-4)):
         np.testing.assert_allclose(
             ours.get_map(map_name, "array"), theirs.get_map(map_name, return_type="array"),

@@ -1,8 +1,6 @@
 """FocusCounter and Jackknife: parity with NiMARE 0.22.1 on pain (target "z", z > 3.1, no
 randomness), cluster tables and label maps named as NiMARE names them, results independent
-of voxel blocking.
-
-NiMARE keeps foci outside the mask; dmeta leaves them out, so NiMARE gets the in-mask foci.
+of voxel blocking. Both get every focus, including the 26 outside the mask.
 """
 
 import copy

@@ -295,7 +295,6 @@ SLEUTH_ERRORS = {
     ),
     "four numbers": (_sleuth("// a2001\n// Subjects=10\n1 2 3 4"), ["line 4", "a2001", "found 4"]),
     "missing reference": ("// a2001\n// Subjects=10\n1 2 3\n", ["line 1", "Reference="]),
-    "unknown space": (_sleuth(EXP_A, reference="// Reference=Foo"), ["line 1", "Foo"]),
     "non-numeric": (
         _sleuth("// a2001\n// Subjects=10\n1 2 abc"),
         ["line 4", "a2001", "non-numeric"],
@@ -382,7 +381,6 @@ def test_nimads_without_studies(tmp_path):
         ({"space": "MNI", "coordinates": [1, 2]}, ["3 numbers"]),
         ({"space": "MNI", "coordinates": [1, "a", 2]}, ["3 numbers"]),
         ({"space": "MNI", "coordinates": [1, None, 2]}, ["3 numbers"]),
-        ({"space": "Foo", "coordinates": [1, 2, 3]}, ["unknown space 'Foo'"]),
     ],
 )
 def test_nimads_bad_point(tmp_path, point, fragments):
@@ -425,7 +423,7 @@ def test_nimads_without_any_points(tmp_path):
     path = _write(
         tmp_path, "empty.json", _nimads([{"id": "s", "analyses": [{"id": "a", "points": []}]}])
     )
-    with pytest.raises(InputError) as excinfo, pytest.warns(UserWarning):
+    with pytest.raises(InputError) as excinfo:
         read_studyset_json(path)
     _assert_error(excinfo, str(path), "no analyses with foci")
 
@@ -439,12 +437,69 @@ def test_nimads_missing_ids_get_nimare_positional_ids(tmp_path):
     assert read_studyset_json(path).ids == list(_nimare_studyset(path)[0])
 
 
-def test_missing_space_label_is_mni_with_warning(tmp_path):
-    studies = [{"id": "s", "analyses": [{"id": "a", "points": [{"coordinates": [1, 2, 3]}]}]}]
-    path = _write(tmp_path, "nospace.json", _nimads(studies))
-    with pytest.warns(UserWarning, match="taken to be MNI"):
-        cset = read_studyset_json(path)
-    assert cset.foci["space"].tolist() == ["MNI"]
+# --------------------------------------------------------------------------- spaces
+def _other_space_documents(tmp_path):
+    """The same three foci, one in an unrecognised space, in each input format."""
+    sleuth = _write(tmp_path, "other.txt", "// Reference=OTHER\n// a2001\n// Subjects=10\n1 2 3\n")
+    studies = [{"id": "s", "analyses": [
+        {"id": "a", "points": [_point(1, 2, 3), _point(4, 5, 6, "OTHER")]},
+        {"id": "b", "points": [{"coordinates": [7, 8, 9], "space": None}]},
+    ]}]
+    nimads = _write(tmp_path, "other.json", _nimads(studies))
+    dset = json.loads(PAIN_DSET.read_text())
+    _contrast(dset)["coords"]["space"] = "UNKNOWN"
+    nimare = _write(tmp_path, "dset.json", json.dumps(dset))
+    return sleuth, nimads, nimare
+
+
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_unknown_spaces_are_kept_untransformed_with_one_counting_warning(tmp_path, which):
+    path = _other_space_documents(tmp_path)[which]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cset = load(path)
+    messages = [str(w.message) for w in caught if "unrecognised spaces" in str(w.message)]
+    assert len(messages) == 1 and "as NiMARE does" in messages[0]
+    assert caught[0].filename == __file__  # attributed to the caller, not to dmeta
+    unknown = ~cset.foci["space"].isin(["MNI", "TAL"])
+    assert f"{unknown.sum()} foci" in messages[0]
+    if which == 1:
+        assert "1 in OTHER" in messages[0] and "1 in (no label)" in messages[0]
+        assert cset.foci["space"].tolist() == ["MNI", "OTHER", ""]
+        np.testing.assert_array_equal(cset.foci[["x", "y", "z"]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+
+
+def test_unknown_space_drop_and_error(tmp_path):
+    sleuth, nimads, _ = _other_space_documents(tmp_path)
+    with pytest.warns(UserWarning, match="2 foci in unrecognised spaces are left out"):
+        cset = load(nimads, unknown_space="drop")
+    assert cset.ids == ["s-a"] and cset.foci["space"].tolist() == ["MNI"]
+    with pytest.raises(InputError) as excinfo:
+        load(nimads, unknown_space="error")
+    _assert_error(excinfo, str(nimads), "unrecognised", "1 in OTHER", "analysis 's-a'")
+    with pytest.raises(InputError) as excinfo:
+        read_sleuth(sleuth, unknown_space="error")
+    _assert_error(excinfo, str(sleuth), "1 in OTHER", "a2001")
+    with pytest.raises(InputError, match="unknown_space must be one of keep, drop, error"):
+        load(nimads, unknown_space="ignore")
+
+
+@pytest.mark.parametrize("label, space", [
+    ("MNI", "MNI"), ("mni152_2mm", "MNI"), ("MNI 152", "MNI"), ("ICBM152", "MNI"),
+    ("ale_2mm", "MNI"), ("TAL", "TAL"), ("Talairach", "TAL"), ("talairach-tournoux", "TAL"),
+    ("OTHER", None), ("UNKNOWN", None), ("", None), (None, None), (float("nan"), None),
+])
+def test_recognised_space_labels(label, space):
+    from dmeta.io.spaces import parse_space
+
+    assert parse_space(label) == space
+
+
+def test_unknown_space_parquet_rows(parquet_copy):
+    _edit_coordinates(parquet_copy, "space", 20, "OTHER")
+    with pytest.warns(UserWarning, match=r"1 foci in unrecognised spaces .*1 in OTHER"):
+        cset = read_parquet_studyset(parquet_copy)
+    assert (cset.foci["space"] == "OTHER").sum() == 1
 
 
 def test_invalid_json(tmp_path):
@@ -481,10 +536,6 @@ def _text_coordinate(document):
     _contrast(document)["coords"]["y"][3] = "a"
 
 
-def _unknown_space(document):
-    _contrast(document)["coords"]["space"] = "Foo"
-
-
 def _negative_size(document):
     _contrast(document)["metadata"]["sample_sizes"] = [-3]
 
@@ -496,7 +547,6 @@ def _negative_size(document):
         (_shorten_x, ["pain_02.nidm-1", "lengths"]),
         (_drop_z, ["pain_02.nidm-1", "'z'"]),
         (_text_coordinate, ["pain_02.nidm-1", "focus 3"]),
-        (_unknown_space, ["pain_02.nidm-1", "'Foo'"]),
         (_negative_size, ["pain_02.nidm-1", "-3"]),
     ],
 )
@@ -552,7 +602,6 @@ def test_parquet_missing_column(parquet_copy):
     [
         ("y", None, ["row 20", "'22iyhNgni5Du-hzpLkdj5mGWX'", "no coordinates"]),
         ("id", "ghost-1", ["row 20", "'ghost-1'", "not in analyses.parquet"]),
-        ("space", "Foo", ["'Foo'"]),
     ],
 )
 def test_parquet_bad_coordinate_row(parquet_copy, column, value, fragments):

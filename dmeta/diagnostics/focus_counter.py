@@ -10,10 +10,12 @@ def count_foci(foci, labels_volume, cluster_ids):
 
     NiMARE counts a focus towards a cluster when a cluster voxel lies less than one voxel
     from it; foci sit on voxel centres (mm coordinates are rounded to the grid), so that
-    voxel is the focus's own.
+    voxel is the focus's own. Foci beyond the edge of the grid are in no cluster.
     """
     ijk = foci.ijk
-    label = labels_volume[ijk[:, 0], ijk[:, 1], ijk[:, 2]]
+    in_volume = np.all((ijk >= 0) & (ijk < labels_volume.shape), axis=1)
+    clipped = np.clip(ijk, 0, np.array(labels_volume.shape) - 1)
+    label = np.where(in_volume, labels_volume[clipped[:, 0], clipped[:, 1], clipped[:, 2]], 0)
     analysis = np.repeat(np.arange(len(foci.ids)), foci.counts)
     position = np.searchsorted(cluster_ids, label)
     clipped = np.minimum(position, cluster_ids.size - 1)

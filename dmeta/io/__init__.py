@@ -15,9 +15,10 @@ from dmeta.io.nimare_json import dataset_from_dict, is_nimare_dataset, read_nima
 from dmeta.io.parquet_studyset import read_parquet_studyset
 from dmeta.io.sleuth import parse_sleuth, read_sleuth, read_text
 from dmeta.io.studyset_json import read_json, read_studyset_json, studyset_from_dict
-from dmeta.io.talairach import tal2mni
+from dmeta.io.spaces import UNKNOWN_SPACE_POLICIES, check_unknown_space, tal2mni
 
 __all__ = [
+    "UNKNOWN_SPACE_POLICIES",
     "load",
     "read_nimare_json",
     "read_parquet_studyset",
@@ -27,7 +28,7 @@ __all__ = [
 ]
 
 
-def load(path) -> CoordinateSet:
+def load(path, unknown_space="keep") -> CoordinateSet:
     """Read coordinate data in any supported format, detected from the input.
 
     Parameters
@@ -35,6 +36,10 @@ def load(path) -> CoordinateSet:
     path : str or pathlib.Path
         A Sleuth ``.txt`` file, a NIMADS or NiMARE Dataset ``.json`` file, or a parquet
         studyset directory.
+    unknown_space : {"keep", "drop", "error"}
+        Foci in a space that is neither MNI nor Talairach (NeuroStore's ``OTHER``,
+        ``UNKNOWN``, no label): used as given with one warning counting them, as NiMARE
+        does ("keep"); left out ("drop"); or refused ("error"). See :mod:`dmeta.io.spaces`.
 
     Returns
     -------
@@ -45,30 +50,31 @@ def load(path) -> CoordinateSet:
     dmeta.errors.InputError
         If the input is missing, of unknown format or malformed.
     """
+    check_unknown_space(unknown_space)
     path = Path(path)
     source = str(path)
     if not path.exists():
         raise InputError(f"{source}: file not found")
     if path.is_dir():
         if (path / "studyset.json").is_file():
-            return read_parquet_studyset(path)
+            return read_parquet_studyset(path, unknown_space)
         raise InputError(f"{source}: a directory must be a parquet studyset (no studyset.json)")
     if path.suffix.lower() == ".json":
-        return _from_json(read_json(path), source)
+        return _from_json(read_json(path), source, unknown_space)
     text = read_text(path)
     if path.suffix.lower() == ".txt" or text.lstrip().startswith("//"):
-        return parse_sleuth(text, source)
+        return parse_sleuth(text, source, unknown_space)
     raise InputError(
         f"{source}: unknown format (expected a Sleuth .txt file, a .json studyset or "
         "dataset, or a parquet studyset directory)"
     )
 
 
-def _from_json(document, source):
+def _from_json(document, source, unknown_space):
     if isinstance(document, dict) and "studies" in document:
-        return studyset_from_dict(document, source)
+        return studyset_from_dict(document, source, unknown_space)
     if is_nimare_dataset(document):
-        return dataset_from_dict(document, source)
+        return dataset_from_dict(document, source, unknown_space)
     raise InputError(
         f"{source}: JSON is neither a NIMADS studyset (no 'studies' list) nor a NiMARE "
         "dataset (study ids mapping to 'contrasts')"

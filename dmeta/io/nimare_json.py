@@ -12,24 +12,25 @@ import numpy as np
 
 from dmeta.coordinates import AnalysisRecord, CoordinateSet
 from dmeta.errors import InputError
-from dmeta.io.studyset_json import coordinate_triple, focus_space, read_json, sample_size
-from dmeta.io.talairach import to_mni
+from dmeta.io.studyset_json import coordinate_triple, read_json, sample_size
 
 
-def read_nimare_json(path) -> CoordinateSet:
+def read_nimare_json(path, unknown_space="keep") -> CoordinateSet:
     """Read a NiMARE Dataset JSON file.
 
     Parameters
     ----------
     path : str or pathlib.Path
         The ``.json`` file.
+    unknown_space : {"keep", "drop", "error"}
+        What to do with contrasts in unrecognised spaces (see :mod:`dmeta.io.spaces`).
 
     Returns
     -------
     CoordinateSet
         Foci in MNI mm (Talairach contrasts converted).
     """
-    return dataset_from_dict(read_json(path), str(path))
+    return dataset_from_dict(read_json(path), str(path), unknown_space)
 
 
 def is_nimare_dataset(document) -> bool:
@@ -41,7 +42,7 @@ def is_nimare_dataset(document) -> bool:
     )
 
 
-def dataset_from_dict(document, source: str) -> CoordinateSet:
+def dataset_from_dict(document, source: str, unknown_space="keep") -> CoordinateSet:
     """Build a CoordinateSet from a parsed NiMARE Dataset JSON; ``source`` names it."""
     if not isinstance(document, dict) or not document:
         raise InputError(f"{source}: not a NiMARE dataset (expected an object of study ids)")
@@ -68,18 +69,18 @@ def dataset_from_dict(document, source: str) -> CoordinateSet:
                     study_id=str(study_id),
                     analysis_id=str(contrast_id),
                     sample_size=size,
-                    xyz=to_mni(xyz, spaces),
+                    xyz=xyz,
                     spaces=spaces,
                     where=f"study '{study_id}', contrast '{contrast_id}'",
                 )
             )
-    return CoordinateSet.from_records(records, source)
+    return CoordinateSet.from_records(records, source, unknown_space)
 
 
 def _coords(coords, source, label):
     """Foci of a contrast as an (n, 3) array, and their space."""
     if coords is None:
-        return np.zeros((0, 3)), "MNI"
+        return np.zeros((0, 3)), None
     if not isinstance(coords, dict):
         raise InputError(f"{source}: 'coords' of {label} is not an object")
     columns = []
@@ -94,5 +95,5 @@ def _coords(coords, source, label):
         coordinate_triple(list(point), source, f"focus {i} of {label}")
         for i, point in enumerate(zip(*columns, strict=True))
     ]
-    space = focus_space(coords.get("space"), source, label) if xyz else "MNI"
+    space = coords.get("space")
     return np.array(xyz, dtype=np.float64).reshape(-1, 3), space

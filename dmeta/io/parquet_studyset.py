@@ -21,19 +21,20 @@ import pyarrow.parquet as pq
 
 from dmeta.coordinates import AnalysisRecord, CoordinateSet
 from dmeta.errors import InputError
-from dmeta.io.studyset_json import focus_space, read_json, sample_size
-from dmeta.io.talairach import to_mni
+from dmeta.io.studyset_json import read_json, sample_size
 
 _SIZE_FIELDS = ["sample_sizes", "sample_size"]
 
 
-def read_parquet_studyset(path) -> CoordinateSet:
+def read_parquet_studyset(path, unknown_space="keep") -> CoordinateSet:
     """Read a parquet studyset directory.
 
     Parameters
     ----------
     path : str or pathlib.Path
         The directory.
+    unknown_space : {"keep", "drop", "error"}
+        What to do with foci in unrecognised spaces (see :mod:`dmeta.io.spaces`).
 
     Returns
     -------
@@ -69,8 +70,8 @@ def read_parquet_studyset(path) -> CoordinateSet:
             f"{source}: row {row} of {files['coordinates']} (analysis "
             f"'{coords['id'].iloc[row]}') has no coordinates"
         )
-    spaces = _spaces(coords, source, files["coordinates"])
-    xyz = to_mni(xyz, spaces)
+    spaces = (coords["space"].to_numpy(dtype=object) if "space" in coords
+              else np.full(len(coords), None, dtype=object))
 
     order = np.argsort(position, kind="stable")
     bounds = np.searchsorted(position[order], np.arange(len(analyses) + 1))
@@ -94,7 +95,7 @@ def read_parquet_studyset(path) -> CoordinateSet:
                 full_id=str(full_id),
             )
         )
-    return CoordinateSet.from_records(records, source)
+    return CoordinateSet.from_records(records, source, unknown_space)
 
 
 def _table_files(directory):
@@ -128,12 +129,3 @@ def _read_table(directory, files, name, required, source, optional=()):
             row = int(np.argmax(table[column].isna().to_numpy()))
             raise InputError(f"{source}: row {row} of {files[name]} has no {column}")
     return table
-
-
-def _spaces(coords, source, file_name):
-    """``"MNI"``/``"TAL"`` per coordinate row, resolving each distinct label once."""
-    if "space" not in coords:
-        return np.array([focus_space(None, source, file_name)] * len(coords), dtype=object)
-    labels = coords["space"].astype(object).where(coords["space"].notna(), None)
-    resolved = {label: focus_space(label, source, file_name) for label in pd.unique(labels)}
-    return np.array([resolved[label] for label in labels], dtype=object)

@@ -22,14 +22,12 @@ import numpy as np
 
 from dmeta.coordinates import AnalysisRecord, CoordinateSet
 from dmeta.errors import InputError
-from dmeta.io.talairach import to_mni
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _REFERENCE = re.compile(r"//\s*reference\s*=\s*(.*)", re.IGNORECASE)
 _SUBJECTS = re.compile(r"//\s*subjects\s*=\s*(.*)", re.IGNORECASE)
 _YEAR = re.compile(r"(19|20)\d{2}")
 _FIELD_SEP = re.compile(r"[\s,]+")
-_SPACES = {"mni": "MNI", "tal": "TAL", "talairach": "TAL"}
 
 
 def read_text(path) -> str:
@@ -53,23 +51,26 @@ def read_text(path) -> str:
     return text
 
 
-def read_sleuth(path) -> CoordinateSet:
+def read_sleuth(path, unknown_space="keep") -> CoordinateSet:
     """Read a Sleuth text file.
 
     Parameters
     ----------
     path : str or pathlib.Path
         The ``.txt`` file.
+    unknown_space : {"keep", "drop", "error"}
+        What to do when ``Reference=`` names no recognised space (see
+        :mod:`dmeta.io.spaces`).
 
     Returns
     -------
     CoordinateSet
         Foci in MNI mm (Talairach files converted), with ``line`` numbers.
     """
-    return parse_sleuth(read_text(path), str(path))
+    return parse_sleuth(read_text(path), str(path), unknown_space)
 
 
-def parse_sleuth(text: str, source: str) -> CoordinateSet:
+def parse_sleuth(text: str, source: str, unknown_space="keep") -> CoordinateSet:
     """Parse Sleuth text; ``source`` names it in messages and the ``source`` column."""
     lines = [
         (number, line.strip())
@@ -84,10 +85,11 @@ def parse_sleuth(text: str, source: str) -> CoordinateSet:
     ]
     if not records:
         raise InputError(f"{source}: no experiments after the Reference= line")
-    return CoordinateSet.from_records(records, source)
+    return CoordinateSet.from_records(records, source, unknown_space)
 
 
 def _reference_space(numbered_line, source):
+    """The space label of the first line, ``// Reference=<label>``, as written."""
     number, line = numbered_line
     match = _REFERENCE.fullmatch(line)
     if match is None:
@@ -95,13 +97,7 @@ def _reference_space(numbered_line, source):
             f"{source}, line {number}: the first line must be '// Reference=MNI' or "
             f"'// Reference=Talairach', found '{line}'"
         )
-    label = match.group(1).replace(" ", "")
-    if label.lower() not in _SPACES:
-        raise InputError(
-            f"{source}, line {number}: unknown space '{match.group(1).strip()}' in Reference= "
-            "(use MNI, Talairach or TAL)"
-        )
-    return _SPACES[label.lower()]
+    return match.group(1).strip()
 
 
 def _blocks(lines, source):
@@ -153,13 +149,12 @@ def _experiment(header, coords, space, source):
     if not coords:
         raise InputError(f"{source}, line {last_number}: {label} has no foci")
     xyz = np.array([_focus(line, number, label, source) for number, line in coords])
-    spaces = [space] * len(xyz)
     return AnalysisRecord(
         study_id=study_id,
         analysis_id=analysis_id,
         sample_size=sample_size,
-        xyz=to_mni(xyz, spaces),
-        spaces=spaces,
+        xyz=xyz,
+        spaces=[space] * len(xyz),
         where=f"line {header[0][0]}",
         lines=[number for number, _ in coords],
     )

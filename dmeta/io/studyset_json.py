@@ -14,14 +14,12 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import warnings
 
 import numpy as np
 
 from dmeta.coordinates import AnalysisRecord, CoordinateSet
 from dmeta.errors import InputError
 from dmeta.io.sleuth import read_text
-from dmeta.io.talairach import parse_space, to_mni
 
 
 def read_json(path):
@@ -33,23 +31,25 @@ def read_json(path):
         raise InputError(f"{path}, line {err.lineno}: invalid JSON ({err.msg})") from None
 
 
-def read_studyset_json(path) -> CoordinateSet:
+def read_studyset_json(path, unknown_space="keep") -> CoordinateSet:
     """Read a NIMADS studyset JSON file.
 
     Parameters
     ----------
     path : str or pathlib.Path
         The ``.json`` file.
+    unknown_space : {"keep", "drop", "error"}
+        What to do with points in unrecognised spaces (see :mod:`dmeta.io.spaces`).
 
     Returns
     -------
     CoordinateSet
         Foci in MNI mm (Talairach points converted).
     """
-    return studyset_from_dict(read_json(path), str(path))
+    return studyset_from_dict(read_json(path), str(path), unknown_space)
 
 
-def studyset_from_dict(document, source: str) -> CoordinateSet:
+def studyset_from_dict(document, source: str, unknown_space="keep") -> CoordinateSet:
     """Build a CoordinateSet from a parsed NIMADS studyset; ``source`` names it."""
     if not isinstance(document, dict) or not isinstance(document.get("studies"), list):
         raise InputError(f"{source}: not a NIMADS studyset (no 'studies' list)")
@@ -83,12 +83,12 @@ def studyset_from_dict(document, source: str) -> CoordinateSet:
                     study_id=study_id,
                     analysis_id=analysis_id,
                     sample_size=size,
-                    xyz=to_mni(xyz, spaces),
+                    xyz=xyz,
                     spaces=spaces,
                     where=where,
                 )
             )
-    return CoordinateSet.from_records(records, source)
+    return CoordinateSet.from_records(records, source, unknown_space)
 
 
 def _identifier(entry, default):
@@ -108,7 +108,7 @@ def _points(points, source, label):
         if coordinates is None:
             raise InputError(f"{source}: point {i} of {label} has no coordinates")
         xyz.append(coordinate_triple(coordinates, source, f"point {i} of {label}"))
-        spaces.append(focus_space(point.get("space"), source, f"point {i} of {label}"))
+        spaces.append(point.get("space"))
     return np.array(xyz, dtype=np.float64).reshape(-1, 3), spaces
 
 
@@ -123,21 +123,6 @@ def coordinate_triple(values, source, label):
             f"{source}: {label} needs coordinates [x, y, z] as 3 numbers, got {values!r}"
         )
     return [float(v) for v in values]
-
-
-def focus_space(label, source, where):
-    """``"MNI"`` or ``"TAL"`` for a focus's space label.
-
-    A missing label is taken to be MNI (with a warning), as NiMARE does by leaving such
-    foci untransformed; a label naming neither space is an InputError.
-    """
-    if label is None or (isinstance(label, str) and not label.strip()) or _is_nan(label):
-        warnings.warn(f"{source}: foci without a space label are taken to be MNI", stacklevel=2)
-        return "MNI"
-    space = parse_space(label)
-    if space is None:
-        raise InputError(f"{source}: {where} has unknown space '{label}' (use MNI or TAL)")
-    return space
 
 
 def _size_fields(metadata):
