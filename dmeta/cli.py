@@ -12,7 +12,9 @@ import threading
 import warnings
 from pathlib import Path
 
+from dmeta import __version__
 from dmeta.errors import InputError
+from dmeta.io.spaces import UNKNOWN_SPACE_POLICIES
 
 EXIT_INPUT, EXIT_CLUSTER = 2, 1
 
@@ -28,6 +30,24 @@ def _add_cluster_options(parser):
     parser.add_argument("--workers", type=int, default=None, help="number of Dask workers")
 
 
+def _add_input_options(parser, ids=True):
+    """How the coordinates are read and which kernels they get: every analysis command."""
+    if ids:
+        parser.add_argument("--ids", default=None, metavar="FILE",
+                            help="use only these analyses (one analysis id per line)")
+    parser.add_argument("--unknown-space", choices=UNKNOWN_SPACE_POLICIES, default="keep",
+                        help="foci in unrecognised spaces (OTHER, UNKNOWN, none): use as "
+                             "given, as NiMARE does (keep, default), drop, or error")
+    parser.add_argument("--drop-outside-mask", action="store_true",
+                        help="drop foci whose centre is outside the mask (dmeta.FocusFilter); "
+                             "by default every focus counts, as in NiMARE")
+    parser.add_argument("--sample-size", type=float, default=None, metavar="N",
+                        help="one sample size for every analysis's kernel (e.g. when the "
+                             "input has none)")
+    parser.add_argument("--kernel-fwhm", type=float, default=None, metavar="MM",
+                        help="one kernel FWHM in mm for every analysis")
+
+
 def _add_fwe_options(parser, n_iters):
     parser.add_argument("--n-iters", type=int, default=n_iters, help="Monte Carlo iterations")
     parser.add_argument("--seed", type=int, default=None, help="root random seed")
@@ -39,12 +59,14 @@ def _add_fwe_options(parser, n_iters):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="dmeta", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"dmeta {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     ale = commands.add_parser("ale", help="ALE with Monte Carlo FWE correction")
     ale.add_argument("input", help="Sleuth .txt, NIMADS/NiMARE .json or parquet studyset dir")
     ale.add_argument("--out", required=True, help="Zarr store for the run (resumable)")
     ale.add_argument("--nifti", default=None, help="also write maps as NIfTI to this folder")
+    _add_input_options(ale)
     _add_fwe_options(ale, n_iters=5000)
     _add_cluster_options(ale)
 
@@ -58,17 +80,31 @@ def build_parser():
     stab.add_argument("--refit", choices=["approximate", "full"], default="approximate",
                       help="one shared null (NiMARE's) or a Monte Carlo null per replicate")
     stab.add_argument("--out", required=True, help="Zarr store for the run (resumable)")
+    _add_input_options(stab)
     _add_fwe_options(stab, n_iters=5000)
     _add_cluster_options(stab)
 
-    sub = commands.add_parser("subtract", help="ALE subtraction: INPUT1 minus INPUT2")
-    sub.add_argument("input1", help="group 1: Sleuth .txt, NIMADS/NiMARE .json or parquet dir")
-    sub.add_argument("input2", help="group 2, in any of the same formats")
+    sub = commands.add_parser(
+        "subtract", help="ALE subtraction: INPUT1 minus INPUT2, or two groups of one studyset",
+        usage="dmeta subtract (INPUT1 INPUT2 | STUDYSET --ids1 FILE --ids2 FILE) --out STORE "
+              "[options]")
+    sub.add_argument("inputs", nargs="+", metavar="INPUT",
+                     help="two inputs (group 1, group 2) in any supported format, or one "
+                          "studyset with --ids1 and --ids2")
+    sub.add_argument("--ids1", default=None, metavar="FILE",
+                     help="analysis ids of group 1 in the studyset, one per line")
+    sub.add_argument("--ids2", default=None, metavar="FILE",
+                     help="analysis ids of group 2 in the studyset, one per line")
     sub.add_argument("--out", required=True, help="Zarr store for the result")
     sub.add_argument("--n-iters", type=int, default=5000, help="permutations")
     sub.add_argument("--seed", type=int, default=None, help="root random seed")
     sub.add_argument("--chunk-iters", type=int, default=None,
                      help="permutations per task (results do not depend on it)")
+    sub.add_argument("--tie-handling", choices=["exact", "nimare"], default="exact",
+                     help="exact (default): a relabelling that reproduces the observed "
+                          "difference is a tie, counted in both tails; nimare: NiMARE "
+                          "0.22.1's float32 comparison, for parity")
+    _add_input_options(sub, ids=False)
     sub.add_argument("--nifti", default=None, help="also write maps as NIfTI to this folder")
     _add_cluster_options(sub)
 
@@ -82,12 +118,13 @@ def build_parser():
     return parser
 
 
-def run_ale(cset, out, n_iters, seed, voxel_thresh, chunk_iters=None, nifti=None):
+def run_ale(cset, out, n_iters, seed, voxel_thresh, chunk_iters=None, nifti=None,
+            kernel_fwhm=None, sample_size=None):
     """Fit ALE, correct with Monte Carlo FWE kept in ``out``, and save the result there."""
     from dmeta.ale import ALE
     from dmeta.correct import FWECorrector
 
-    result = ALE().fit(cset)
+    result = ALE(kernel_fwhm=kernel_fwhm, sample_size=sample_size).fit(cset)
     corrector = FWECorrector(voxel_thresh=voxel_thresh, n_iters=n_iters, seed=seed,
                              chunk_iters=chunk_iters, store=out)
     result = corrector.transform(result)
@@ -105,13 +142,51 @@ def _summary(result, name):
             "iterations)")
 
 
-def cmd_ale(args):
+def read_ids(path):
+    """Analysis ids from a text file, one per line (blank lines and ``#`` comments skipped)."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise InputError(f"{path}: ids file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read ids file ({exc})") from None
+    ids = [line.split("#", 1)[0].strip() for line in lines]
+    ids = [i for i in ids if i]
+    if not ids:
+        raise InputError(f"{path}: ids file lists no analysis ids")
+    return ids
+
+
+def _select(cset, ids_file):
+    """The analyses listed in ``ids_file``; errors name the ids file as well as the data."""
+    if ids_file is None:
+        return cset
+    ids = read_ids(ids_file)
+    try:
+        return cset.select(ids)
+    except InputError as exc:
+        raise InputError(f"{ids_file}: {exc}") from None
+
+
+def _coordinates(path, args, ids_file=None):
+    """Read ``path`` as the command's options ask: spaces, analyses, foci in the mask."""
+    from dmeta.focus_filter import FocusFilter
     from dmeta.io import load
 
-    cset = load(args.input)
+    cset = _select(load(path, unknown_space=args.unknown_space), ids_file)
+    return FocusFilter().transform(cset) if args.drop_outside_mask else cset
+
+
+def _kernel(args):
+    return {"kernel_fwhm": args.kernel_fwhm, "sample_size": args.sample_size}
+
+
+def cmd_ale(args):
+    cset = _coordinates(args.input, args, args.ids)
     with _cluster(args):
         result = run_ale(cset, args.out, args.n_iters, args.seed, args.voxel_thresh,
-                         args.chunk_iters, args.nifti)
+                         args.chunk_iters, args.nifti, **_kernel(args))
     print(_summary(result, Path(args.input).name))
     print(f"results: {Path(args.out).resolve()}"
           + (f"  NIfTI maps: {Path(args.nifti).resolve()}" if args.nifti else ""))
@@ -119,32 +194,48 @@ def cmd_ale(args):
 
 def cmd_stability(args):
     from dmeta.diagnostics import stability_sweep
-    from dmeta.io import load
 
-    cset = load(args.input)
+    cset = _coordinates(args.input, args, args.ids)
     with _cluster(args):
         sweep = stability_sweep(
             cset, [args.policy], k=args.k, target_n=args.target_n,
             n_resamples=args.n_resamples, random_state=args.seed,
             voxel_thresh=args.voxel_thresh, n_iters=args.n_iters, refit=args.refit,
-            store=args.out, chunk_iters=args.chunk_iters,
+            store=args.out, chunk_iters=args.chunk_iters, **_kernel(args),
         )
     print(sweep.drop_vars("stability").to_dataframe().to_string())
     print(f"results: {Path(args.out).resolve()}")
 
 
+def _groups(args):
+    """(group 1, group 2, their names) from two inputs, or one studyset and two ids files."""
+    by_ids = args.ids1 is not None or args.ids2 is not None
+    if by_ids and (len(args.inputs) != 1 or args.ids1 is None or args.ids2 is None):
+        raise InputError("subtract: give one studyset with both --ids1 and --ids2, "
+                         "or two inputs without them")
+    if by_ids:
+        return (_coordinates(args.inputs[0], args, args.ids1),
+                _coordinates(args.inputs[0], args, args.ids2),
+                Path(args.ids1).name, Path(args.ids2).name)
+    if len(args.inputs) != 2:
+        raise InputError(f"subtract: expected two inputs (group 1, group 2), got "
+                         f"{len(args.inputs)}; or one studyset with --ids1 and --ids2")
+    return (*(_coordinates(path, args) for path in args.inputs),
+            *(Path(path).name for path in args.inputs))
+
+
 def cmd_subtract(args):
-    from dmeta.io import load
     from dmeta.subtraction import ALESubtraction
 
-    cset1, cset2 = load(args.input1), load(args.input2)
+    cset1, cset2, name1, name2 = _groups(args)
     with _cluster(args):
         result = ALESubtraction(n_iters=args.n_iters, seed=args.seed,
-                                chunk_iters=args.chunk_iters).fit(cset1, cset2)
+                                chunk_iters=args.chunk_iters, tie_handling=args.tie_handling,
+                                **_kernel(args)).fit(cset1, cset2)
     result.to_zarr(args.out)
     if args.nifti:
         result.save_nifti(args.nifti)
-    print(_subtraction_summary(result, Path(args.input1).name, Path(args.input2).name))
+    print(_subtraction_summary(result, name1, name2))
     print(f"results: {Path(args.out).resolve()}"
           + (f"  NIfTI maps: {Path(args.nifti).resolve()}" if args.nifti else ""))
 
@@ -173,8 +264,7 @@ def cmd_demo(args):
     names = ("semantic_knowledge", "semantic_relatedness")
     csets = [load_example(name) for name in names]
     diagnostics = (FocusCounter(target_image=target), Jackknife(target_image=target))
-    with _cluster(args), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # foci outside the mask, empty clusters
+    with _cluster(args):
         groups = []
         for name, cset, diagnostic in zip(names, csets, diagnostics):
             result = run_ale(cset, out / f"{name}.zarr", n_iters, seed=1, voxel_thresh=0.001)
@@ -225,6 +315,11 @@ def _interrupt_on_sigterm():
     signal.signal(signal.SIGTERM, handler)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings as one readable line each on stderr, as the errors are."""
+    print(f"dmeta: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():
@@ -232,7 +327,9 @@ def main(argv=None):
     from dmeta.compute import ClusterError
 
     try:
-        COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            COMMANDS[args.command](args)
     except InputError as exc:
         print(f"dmeta: error: {exc}", file=sys.stderr)
         return EXIT_INPUT

@@ -36,7 +36,8 @@ def test_rerun_resumes_and_other_seed_is_refused(client, tmp_path, capsys):
     capsys.readouterr()
     assert _run_ale(tmp_path, "--seed", "4")[0] == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "other inputs or parameters" in err[0]
+    assert err[-1].startswith("dmeta: error:") and "other inputs or parameters" in err[-1]
+    assert all(line.startswith("dmeta: warning:") for line in err[:-1])
 
 
 @pytest.mark.parametrize(
@@ -80,3 +81,81 @@ def test_non_positive_iteration_count_is_bad_input(tmp_path, capsys):
                  str(tmp_path / "run.zarr"), "--n-iters", "0"])
     assert code == 2
     assert "n_iters must be a positive integer" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        main(["--version"])
+    assert excinfo.value.code == 0
+    assert capsys.readouterr().out.strip() == f"dmeta {dmeta.__version__}"
+
+
+def _ids_file(path, ids):
+    path.write_text("# analyses to use\n" + "\n".join(ids) + "\n\n")
+    return path
+
+
+def test_real_export_missing_sample_sizes_say_which_flag(neurostore_export, tmp_path, capsys):
+    code = main(["ale", str(neurostore_export), "--out", str(tmp_path / "run.zarr"),
+                 "--n-iters", "10"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("dmeta: error:") and "pain_03.nidm-1" in err[-1]
+    assert "--sample-size" in err[-1]
+    assert all(line.startswith("dmeta: warning:") for line in err[:-1])
+
+
+def test_real_export_with_sample_size_ids_and_filter(client, neurostore_export, tmp_path,
+                                                      capsys):
+    ids = ["pain_01.nidm-1", "pain_02.nidm-1", "pain_04.nidm-1", "ventricles-1", "edge-1"]
+    out = tmp_path / "run.zarr"
+    code = main(["ale", str(neurostore_export), "--out", str(out), "--n-iters", "10",
+                 "--sample-size", "20", "--ids", str(_ids_file(tmp_path / "ids.txt", ids))])
+    assert code == 0
+    result = dmeta.open_result(out)
+    assert list(result.tables["analyses"].index) == ids
+    assert "outside_mask" in result.tables
+    assert "lie outside the mask" in capsys.readouterr().err
+
+    code = main(["ale", str(neurostore_export), "--out", str(tmp_path / "kept.zarr"),
+                 "--n-iters", "10", "--kernel-fwhm", "10", "--drop-outside-mask",
+                 "--ids", str(tmp_path / "ids.txt")])
+    assert code == 0
+    result = dmeta.open_result(tmp_path / "kept.zarr")
+    assert "outside_mask" not in result.tables
+    assert "ventricles-1" not in result.tables["analyses"].index
+    assert np.allclose(result.tables["analyses"]["kernel_fwhm"], 10)
+
+
+@pytest.mark.parametrize("extra, fragments", [
+    (["--unknown-space", "error"], ["neurostore_studyset.json", "unrecognised spaces"]),
+    (["--ids", "IDS"], ["ids.txt", "unknown analysis id", "'nope-1'"]),
+    (["--sample-size", "20", "--kernel-fwhm", "9"], ["not both"]),
+])
+def test_input_options_bad_input(neurostore_export, tmp_path, capsys, extra, fragments):
+    ids = _ids_file(tmp_path / "ids.txt", ["pain_01.nidm-1", "nope-1"])
+    extra = [str(ids) if value == "IDS" else value for value in extra]
+    code = main(["ale", str(neurostore_export), "--out", str(tmp_path / "run.zarr"),
+                 "--sample-size", "20", *extra] if "--sample-size" not in extra else
+                ["ale", str(neurostore_export), "--out", str(tmp_path / "run.zarr"), *extra])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert all(fragment in err for fragment in fragments), err
+    assert not (tmp_path / "run.zarr").exists()
+
+
+def test_subtract_two_groups_of_one_studyset(client, neurostore_export, tmp_path, capsys):
+    first = [f"pain_{i:02d}.nidm-1" for i in range(1, 11)]
+    second = [f"pain_{i:02d}.nidm-1" for i in range(11, 22)]
+    argv = ["subtract", str(neurostore_export), "--ids1",
+            str(_ids_file(tmp_path / "g1.txt", first)), "--ids2",
+            str(_ids_file(tmp_path / "g2.txt", second)), "--out", str(tmp_path / "sub.zarr"),
+            "--n-iters", "50", "--seed", "2", "--sample-size", "20"]
+    assert main(argv) == 0
+    result = dmeta.open_result(tmp_path / "sub.zarr")
+    assert list(result.tables["analyses_desc-group1"].index) == first
+    assert list(result.tables["analyses_desc-group2"].index) == second
+    assert result.attrs["params"]["tie_handling"] == "exact"
+    assert "g1.txt minus g2.txt" in capsys.readouterr().out
+    assert main(argv[:3] + argv[5:]) == 2  # --ids1 without --ids2
+    assert "--ids1 and --ids2" in capsys.readouterr().err
