@@ -34,3 +34,9 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     images = [output for cell in notebook.cells for output in cell.get("outputs", [])
               if "image/png" in output.get("data", {})]
     assert len(images) == {"01": 2, "02": 5}[path.name[:2]]
+    # Every focus is used and the user is told so: no warning is silenced.
+    code = "".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    assert "filterwarnings" not in code and "simplefilter" not in code
+    stderr = "".join(output.get("text", "") for cell in notebook.cells
+                     for output in cell.get("outputs", []) if output.get("name") == "stderr")
+    assert "lie outside the mask" in stderr
