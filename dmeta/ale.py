@@ -12,6 +12,7 @@ from dmeta.params import Parameters
 from dmeta.results import MetaResult
 from dmeta.space import Space
 from dmeta.stats import p_to_logp, p_to_z
+from dmeta.versions import versions
 
 NULL_METHODS = ("approximate", "montecarlo")
 
@@ -93,11 +94,23 @@ class ALE(Parameters):
             tables=tables,
             description=self.describe(cset),
             nulls=nulls,
-            attrs={"estimator": "ALE", "params": self.provenance()},
+            attrs={"estimator": "ALE", "params": self.params_as_run(nulls),
+                   "versions": versions()},
         )
         # A snapshot: refitting this estimator must not change what this result refers to.
         result.estimator = copy.copy(self)
         return result
+
+    def params_as_run(self, nulls):
+        """Parameters as run: the Monte Carlo null's only if it ran, with the seed it drew.
+
+        With the approximate null, ``n_iters``, ``seed`` and ``chunk_iters`` were not used;
+        recording them would let a reader take them for a corrector's.
+        """
+        if nulls is None:
+            return {name: value for name, value in self.provenance().items()
+                    if name not in ("n_iters", "seed", "chunk_iters")}
+        return self.provenance(seed=int(nulls.attrs["seed"]))
 
     def analysis_table(self, cset):
         """Per-analysis sample size, kernel FWHM and number of foci, for the analyses used."""

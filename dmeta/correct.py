@@ -8,6 +8,7 @@ from dmeta.clusters import supra_threshold_clusters
 from dmeta.errors import InputError
 from dmeta.montecarlo import NullPlan, run_null
 from dmeta.stats import null_to_p, p_to_logp, p_to_z
+from dmeta.versions import versions
 
 _SUFFIX = "corr-FWE_method-montecarlo"
 
@@ -44,7 +45,14 @@ class FWECorrector:
         self.store = store
 
     def transform(self, result):
-        """Return a copy of ``result`` with the voxel-, cluster-size and cluster-mass maps."""
+        """Return a copy of ``result`` with the voxel-, cluster-size and cluster-mass maps.
+
+        The copy's ``attrs["corrections"]["corr-FWE_method-montecarlo"]`` records what ran
+        rather than what was asked for: the iterations in the null the maps were computed
+        from, the seed it was drawn with (the one drawn, or found in ``store``, when ``seed``
+        is None), ``voxel_thresh`` and the ALE value it gives as the cluster-forming
+        threshold. The estimator's parameters stay in ``attrs["params"]``.
+        """
         if self.method != "montecarlo":
             raise InputError(f"FWECorrector supports method='montecarlo', got {self.method!r}")
         if not 0 < self.voxel_thresh < 1:
@@ -52,34 +60,56 @@ class FWECorrector:
         ale = result.estimator
         if ale is None or not hasattr(ale, "ma_"):
             raise InputError("FWE correction needs the result of ALE.fit in this session")
-        thresh = hist_to_threshold(ale.null_weights_, ale.bins_, self.voxel_thresh)
-        plan = NullPlan(ale.ma_, thresh)
-        nulls, _ = run_null(plan, self.n_iters, self.seed, self.chunk_iters, self.store)
-
-        stat = result.get_map("stat", return_type="array")
-        space = result.space
-        labels, sizes, masses = supra_threshold_clusters(space.to_volume(stat), thresh)
-        labels = space.from_volume(labels).astype(int)
-        p = {
-            "level-voxel": null_to_p(stat, nulls["max_stat"].values),
-            "desc-size_level-cluster": null_to_p(sizes, nulls["max_cluster_size"].values)[labels],
-            "desc-mass_level-cluster": null_to_p(masses, nulls["max_cluster_mass"].values)[labels],
-        }
-        maps = {}
-        for level, values in p.items():
-            maps[f"z_{level}_{_SUFFIX}"] = p_to_z(values)
-            maps[f"logp_{level}_{_SUFFIX}"] = p_to_logp(values)
+        thresh = float(hist_to_threshold(ale.null_weights_, ale.bins_, self.voxel_thresh))
+        nulls, _ = run_null(NullPlan(ale.ma_, thresh), self.n_iters, self.seed,
+                            self.chunk_iters, self.store)
         corrected = result.copy()
-        corrected.add_maps(maps)
+        corrected.add_maps(_fwe_maps(result, thresh, nulls))
         corrected.nulls = nulls.assign_attrs(
-            cluster_forming_stat=float(thresh), voxel_thresh=self.voxel_thresh
+            cluster_forming_stat=thresh, voxel_thresh=self.voxel_thresh
         )
+        n_iters = int(nulls.sizes["iteration"])
+        _record_correction(corrected, _SUFFIX, {
+            "name": type(self).__name__, "method": self.method, "n_iters": n_iters,
+            "seed": int(nulls.attrs["seed"]), "voxel_thresh": float(self.voxel_thresh),
+            "cluster_forming_stat": thresh,
+        })
         corrected.description += (
-            f" Family-wise error was controlled with {self.n_iters} Monte Carlo iterations "
+            f" Family-wise error was controlled with {n_iters} Monte Carlo iterations "
             "of random-foci datasets (maximum ALE, cluster size and cluster mass), with "
             f"face-connected clusters formed at uncorrected p < {self.voxel_thresh}."
         )
         return corrected
+
+
+def _fwe_maps(result, thresh, nulls):
+    """z and logp maps of voxel-, cluster-size and cluster-mass FWE p against ``nulls``."""
+    stat = result.get_map("stat", return_type="array")
+    space = result.space
+    labels, sizes, masses = supra_threshold_clusters(space.to_volume(stat), thresh)
+    labels = space.from_volume(labels).astype(int)
+    p = {
+        "level-voxel": null_to_p(stat, nulls["max_stat"].values),
+        "desc-size_level-cluster": null_to_p(sizes, nulls["max_cluster_size"].values)[labels],
+        "desc-mass_level-cluster": null_to_p(masses, nulls["max_cluster_mass"].values)[labels],
+    }
+    maps = {}
+    for level, values in p.items():
+        maps[f"z_{level}_{_SUFFIX}"] = p_to_z(values)
+        maps[f"logp_{level}_{_SUFFIX}"] = p_to_logp(values)
+    return maps
+
+
+def _record_correction(result, suffix, record):
+    """Record in ``result.attrs`` what a corrector ran, and the software versions it ran on.
+
+    Records are kept under the suffix of the maps they describe
+    (``attrs["corrections"]["corr-FWE_method-montecarlo"]``), apart from the estimator's
+    ``attrs["params"]``: correcting a result twice (FWE then FDR, or FDR with both methods)
+    keeps both records, and re-running a corrector replaces its record with its maps.
+    """
+    result.attrs.setdefault("corrections", {})[suffix] = record
+    result.attrs["versions"] = versions()
 
 
 class FDRCorrector:
@@ -105,7 +135,11 @@ class FDRCorrector:
         self.alpha = alpha
 
     def transform(self, result):
-        """Return a copy of ``result`` with the FDR-corrected maps added."""
+        """Return a copy of ``result`` with the FDR-corrected maps added.
+
+        The copy's ``attrs["corrections"]["corr-FDR_method-<method>"]`` records the method
+        and ``alpha``.
+        """
         if self.method not in self._METHODS:
             raise InputError(f"FDRCorrector method must be one of {self._METHODS}, "
                              f"got {self.method!r}")
@@ -115,30 +149,40 @@ class FDRCorrector:
             n.startswith("p_") and "_corr-" not in n)]
         if not names:
             raise InputError("FDR correction needs an uncorrected p map; the result has none")
-        suffix = f"_corr-FDR_method-{self.method}"
-        maps = {}
-        for name in names:
-            z_name, logp_name = ("z", "logp") if name == "p" else (
-                "z_" + name[2:], "logp_" + name[2:])
-            nlogp = _uncorrected_nlogp(result, name, logp_name)
-            corrected = np.full_like(nlogp, np.nan)
-            valid = ~np.isnan(nlogp)
-            corrected[valid] = fdr_nlogp(nlogp[valid], self.method)
-            tiny = np.nextafter(np.float32(0), np.float32(1))
-            maps[name + suffix] = np.clip(np.exp(corrected), tiny, 1).astype(np.float32)
-            if z_name in result.maps:
-                sign = np.sign(result.get_map(z_name, "array"))
-                maps[z_name + suffix] = (nlogp_to_z(corrected) * sign).astype(np.float32)
-            if logp_name in result.maps:
-                logp = corrected / -np.log(10.0) + 0.0
-                maps[logp_name + suffix] = np.clip(
-                    logp, 0, np.finfo(np.float32).max).astype(np.float32)
+        suffix = f"corr-FDR_method-{self.method}"
         out = result.copy()
-        out.add_maps(maps)
+        for name in names:
+            out.add_maps(_fdr_maps(result, name, self.method, suffix))
+        _record_correction(out, suffix, {"name": type(self).__name__, "method": self.method,
+                                         "alpha": float(self.alpha)})
         procedure = ("Benjamini-Hochberg" if self.method == "indep" else "Benjamini-Yekutieli")
         out.description += (f" False discovery rate correction was performed with the "
                             f"{procedure} procedure.")
         return out
+
+
+def _fdr_maps(result, p_name, method, suffix):
+    """FDR-adjusted p, z and logp maps of one uncorrected ``p`` / ``p_<desc>`` map.
+
+    The z and logp twins are made only where the result has the uncorrected ones (z takes
+    their sign: a subtraction's z is two-sided).
+    """
+    z_name, logp_name = ("z", "logp") if p_name == "p" else (
+        "z_" + p_name[2:], "logp_" + p_name[2:])
+    nlogp = _uncorrected_nlogp(result, p_name, logp_name)
+    corrected = np.full_like(nlogp, np.nan)
+    valid = ~np.isnan(nlogp)
+    corrected[valid] = fdr_nlogp(nlogp[valid], method)
+    tiny = np.nextafter(np.float32(0), np.float32(1))
+    maps = {f"{p_name}_{suffix}": np.clip(np.exp(corrected), tiny, 1).astype(np.float32)}
+    if z_name in result.maps:
+        sign = np.sign(result.get_map(z_name, "array"))
+        maps[f"{z_name}_{suffix}"] = (nlogp_to_z(corrected) * sign).astype(np.float32)
+    if logp_name in result.maps:
+        logp = corrected / -np.log(10.0) + 0.0
+        maps[f"{logp_name}_{suffix}"] = np.clip(
+            logp, 0, np.finfo(np.float32).max).astype(np.float32)
+    return maps
 
 
 def _uncorrected_nlogp(result, p_name, logp_name):

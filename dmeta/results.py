@@ -29,7 +29,6 @@ import os
 import shutil
 import uuid
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 
 import nibabel as nib
@@ -41,6 +40,7 @@ import zarr
 
 from dmeta.errors import InputError
 from dmeta.space import Space
+from dmeta.versions import package_version
 
 __all__ = ["MetaResult", "open_result"]
 
@@ -50,13 +50,6 @@ FORMAT_VERSION = 1
 MONTECARLO_GROUP = "montecarlo"
 VOXEL_DIM = "voxel"
 ITERATION_DIM = "iteration"
-
-
-def _dmeta_version() -> str:
-    try:
-        return metadata.version("dmeta")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _check_name(name, kind: str) -> str:
@@ -308,7 +301,7 @@ class MetaResult:
                 STORE_MARKER: {
                     "kind": RESULT_KIND,
                     "format_version": FORMAT_VERSION,
-                    "dmeta_version": _dmeta_version(),
+                    "dmeta_version": package_version("dmeta"),
                     "space_fingerprint": self.space.fingerprint(),
                 },
             }

@@ -54,3 +54,14 @@ def test_names_for_ale(knowledge_ale):
 def test_bad_method(knowledge_ale):
     with pytest.raises(InputError, match="method"):
         dmeta.FDRCorrector(method="bonferroni").transform(knowledge_ale)
+
+
+def test_records_every_correction_apart_from_the_estimator(knowledge_ale):
+    once = dmeta.FDRCorrector(method="indep", alpha=0.01).transform(knowledge_ale)
+    twice = dmeta.FDRCorrector(method="negcorr").transform(once)
+    assert twice.attrs["corrections"] == {
+        "corr-FDR_method-indep": {"name": "FDRCorrector", "method": "indep", "alpha": 0.01},
+        "corr-FDR_method-negcorr": {"name": "FDRCorrector", "method": "negcorr", "alpha": 0.05},
+    }
+    assert twice.attrs["params"] == knowledge_ale.attrs["params"]
+    assert "corrections" not in knowledge_ale.attrs and "versions" in twice.attrs

@@ -1,6 +1,8 @@
 """The Monte Carlo engine: same numbers as a dense reference, whatever the chunking or
 workers, and a Zarr store that resumes, extends and refuses what it was not written for."""
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -158,3 +160,54 @@ def test_refitting_an_estimator_leaves_earlier_results_alone(client, knowledge):
     assert first.estimator.ma_.ids == list(knowledge.ids)
     corrected = FWECorrector(n_iters=8, seed=1).transform(first)
     assert corrected.estimator.ma_.ids == list(knowledge.ids)
+
+
+FWE_RECORD = "corr-FWE_method-montecarlo"
+
+
+def test_fwe_records_the_seed_and_iterations_it_ran(client, knowledge_ale):
+    corrected = FWECorrector(n_iters=12, seed=None, voxel_thresh=0.001).transform(knowledge_ale)
+    record = corrected.attrs["corrections"][FWE_RECORD]
+    assert isinstance(record["seed"], int)
+    assert record["n_iters"] == corrected.nulls.sizes["iteration"] == 12
+    assert record["cluster_forming_stat"] == corrected.nulls.attrs["cluster_forming_stat"]
+    assert record["name"] == "FWECorrector" and record["voxel_thresh"] == 0.001
+    # The estimator's parameters are kept apart, unchanged.
+    assert corrected.attrs["params"] == knowledge_ale.attrs["params"]
+    again = FWECorrector(n_iters=12, seed=record["seed"]).transform(knowledge_ale)
+    assert again.nulls.identical(corrected.nulls)
+
+
+def test_fwe_records_the_seed_and_length_of_a_stored_null(client, knowledge_ale, tmp_path):
+    store = tmp_path / "run.zarr"
+    first = FWECorrector(n_iters=6, store=store).transform(knowledge_ale)
+    extended = FWECorrector(n_iters=10, store=store).transform(knowledge_ale)
+    seed = first.attrs["corrections"][FWE_RECORD]["seed"]
+    assert extended.attrs["corrections"][FWE_RECORD]["seed"] == seed
+    assert extended.attrs["corrections"][FWE_RECORD]["n_iters"] == 10
+    single = FWECorrector(n_iters=10, seed=seed).transform(knowledge_ale)
+    assert extended.nulls.identical(single.nulls)
+
+
+def test_fwe_provenance_survives_zarr(client, knowledge_ale, tmp_path):
+    from dmeta.results import open_result
+    from dmeta.versions import DEPENDENCIES
+
+    corrected = FWECorrector(n_iters=5, seed=3).transform(knowledge_ale)
+    versions = corrected.attrs["versions"]
+    assert {"dmeta", "python", *DEPENDENCIES} <= set(versions)
+    assert all(isinstance(v, str) and v for v in versions.values())
+    stored = open_result(corrected.to_zarr(tmp_path / "run.zarr"))
+    assert stored.attrs == corrected.attrs
+    assert stored.attrs["corrections"][FWE_RECORD]["n_iters"] == 5
+
+
+def test_ale_records_monte_carlo_settings_only_when_they_ran(client, knowledge, knowledge_ale):
+    from dmeta.ale import ALE
+
+    assert not {"n_iters", "seed", "chunk_iters"} & set(knowledge_ale.attrs["params"])
+    assert knowledge_ale.attrs["versions"]["numpy"] == np.__version__
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        mc = ALE(null_method="montecarlo", n_iters=6).fit(knowledge)
+    assert mc.attrs["params"]["n_iters"] == 6 and isinstance(mc.attrs["params"]["seed"], int)

@@ -85,6 +85,10 @@ def test_report_of_an_fwe_result_shows_inputs_maps_and_nulls(fwe_report):
         assert f"<h2>{heading}</h2>" in html
     assert "Eickhoff, S. B., Bzdok, D." in html  # a reference the methods text cites
     assert "backes2002-analysis_1" in html  # the analyses table
+    # the 14 foci outside the mask, kept, in the inputs section
+    inputs = html.split("<h2>Inputs</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "<h3>Foci outside the mask</h3>" in inputs
+    assert "14 foci have their centre outside the analysis mask" in inputs
     sources = _img_sources(html)
     assert all(src.startswith("data:image/png;base64,") for src in sources)
     # foci, 3 corrected z maps + uncorrected z, 3 null histograms
@@ -92,6 +96,29 @@ def test_report_of_an_fwe_result_shows_inputs_maps_and_nulls(fwe_report):
     pngs = sorted((fwe_report.parent / "figures").glob("*.png"))
     assert len(pngs) == len(sources)
     assert all(f'href="figures/{png.name}"' in html for png in pngs)
+
+
+def _parameters(html, heading):
+    """The ``<dt>``/``<dd>`` pairs listed under one ``<h4>`` of the Parameters."""
+    found = re.search(rf"<h4>{re.escape(heading)}</h4><dl>(.*?)</dl>", html)
+    assert found, f"no parameters under {heading!r}"
+    return dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", found.group(1)))
+
+
+def _check_provenance(html, result):
+    """The report lists what the corrector ran with, apart from the estimator, and versions."""
+    corrector = _parameters(html, "Correction: FWECorrector (corr-FWE_method-montecarlo)")
+    record = result.attrs["corrections"]["corr-FWE_method-montecarlo"]
+    assert corrector["n_iters"] == str(result.nulls.sizes["iteration"]) == "30"
+    assert corrector["seed"] == str(record["seed"])
+    assert corrector["voxel_thresh"] == "0.001"
+    assert float(corrector["cluster_forming_stat"]) == record["cluster_forming_stat"]
+    assert "kernel_fwhm" in _parameters(html, "Estimator: ALE")
+    assert _parameters(html, "Software versions")["numpy"] == np.__version__
+
+
+def test_report_lists_the_parameters_that_ran(fwe_report, fwe_result):
+    _check_provenance(fwe_report.read_text(), fwe_result)
 
 
 def test_report_is_self_contained(fwe_report):
@@ -127,6 +154,7 @@ def test_cli_reports_a_stored_result(fwe_result, tmp_path, capsys):
     assert capsys.readouterr().out.strip() == f"report: {index}"
     html = index.read_text()
     assert "does not keep the foci" in html  # a stored result has no estimator
+    _check_provenance(html, fwe_result)
     assert len(_img_sources(html)) == 7
 
 

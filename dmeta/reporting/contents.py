@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dmeta.modeled_activation import OUTSIDE_TABLE
+
 #: Significance levels the thresholded maps are shown at (uncorrected maps are only
 #: screened, at the cluster-forming level most ALE studies use).
 CORRECTED_ALPHA = 0.05
@@ -47,6 +49,7 @@ class Contents:
 
     analyses: list = field(default_factory=list)
     foci: list = field(default_factory=list)
+    outside_mask: list = field(default_factory=list)
     z_maps: list = field(default_factory=list)
     cluster_tables: list = field(default_factory=list)
     diagnostic_tables: list = field(default_factory=list)
@@ -92,6 +95,8 @@ def survey(result):
     for name, table in result.tables.items():
         if name == "analyses" or name.startswith("analyses_"):
             contents.analyses.append(name)
+        elif name == OUTSIDE_TABLE or name.startswith(f"{OUTSIDE_TABLE}_"):
+            contents.outside_mask.append(name)
         elif name.startswith("foci") and {"x", "y", "z"} <= set(table.columns):
             contents.foci.append(name)
         elif name.endswith("_tab-clust"):

@@ -42,6 +42,14 @@ def inputs(page, result, contents):
                 items.append(("Sample sizes", summary))
         heading = f"<h3>{label}</h3>" if label else ""
         parts.append(heading + definitions(items) + table(frame))
+    for name in contents.outside_mask:
+        frame = result.tables[name]
+        label = " ".join(filter(None, ["Foci outside the mask", group_label(name)]))
+        parts.append(f"<h3>{escape(label)}</h3>" + paragraph(
+            f"{len(frame)} foci have their centre outside the analysis mask "
+            f"({int((~frame['in_volume']).sum())} of them beyond the edge of the volume). "
+            "As in NiMARE, they are kept: each kernel counts at the in-mask voxels it "
+            "reaches. dmeta.FocusFilter drops them on request.") + table(frame))
     foci = foci_sets(result, contents)
     if foci:
         parts.insert(0, page.figure("foci_glass-brain", figures.foci_glass_brain(foci),
@@ -53,17 +61,43 @@ def inputs(page, result, contents):
 
 
 def methods(page, result, contents):
-    """The methods text, its references and the recorded parameters."""
+    """The methods text, its references and the recorded parameters, as run."""
     parts = [paragraph(result.description)] if result.description else []
     references = "".join(f"<li>{escape(ref)}</li>" for ref in cited(result.description))
     parts.append(f"<h3>References</h3><ol>{references}</ol>")
-    provenance = _flatten(result.attrs)
-    if result.nulls is not None:
-        provenance += _flatten(result.nulls.attrs, "null.")
-        provenance.append(("null.iterations", result.nulls.sizes.get("iteration", 0)))
-    if provenance:
-        parts.append("<h3>Parameters</h3>" + definitions(provenance))
+    groups = _parameter_groups(result)
+    if groups:
+        parts.append("<h3>Parameters</h3>" + "".join(
+            f"<h4>{escape(title)}</h4>" + definitions(_flatten(items))
+            for title, items in groups))
     return "".join(parts)
+
+
+def _parameter_groups(result):
+    """``(heading, parameters)`` for the estimator, each correction, the Monte Carlo null,
+    anything else recorded, and the software versions.
+
+    Apart, because the estimator's ``n_iters`` or ``seed`` and a corrector's are different
+    settings: one flat list would let a reader take one for the other.
+    """
+    attrs = dict(result.attrs)
+    name, params = attrs.pop("estimator", None), attrs.pop("params", None)
+    groups = []
+    if name or params:
+        groups.append((f"Estimator: {name}" if name else "Estimator", params or {}))
+    for suffix, record in attrs.pop("corrections", {}).items():
+        record = dict(record)
+        groups.append((f"Correction: {record.pop('name', 'corrector')} ({suffix})", record))
+    if result.nulls is not None:
+        # The iterations the stored null holds, whatever its attributes say.
+        held = result.nulls.sizes.get("iteration", 0)
+        groups.append(("Monte Carlo null", {**result.nulls.attrs, "n_iters": held}))
+    versions = attrs.pop("versions", None)
+    if attrs:
+        groups.append(("Other", attrs))
+    if versions:
+        groups.append(("Software versions", versions))
+    return groups
 
 
 def _flatten(attrs, prefix=""):
