@@ -1,115 +1,136 @@
-"""ALE subtraction, dmeta vs NiMARE 0.22.1 side by side in one process.
+"""ALE subtraction speed: dmeta against NiMARE 0.22.1 on equal work, in one process.
 
-1. knowledge vs relatedness: dmeta on one single-threaded worker against NiMARE with
-   n_cores=1; both timed end to end (group ALEs, null, maps); permutations per second and
-   the ratio are printed.
-2. 500 vs 400 synthetic analyses at 10,000 permutations: dmeta's time and the worker's peak
-   memory, against NiMARE's per-permutation cost measured on a few permutations (the slope
-   between two short runs, so NiMARE's set-up is not counted as permutation time).
+Both tools get the same foci (every focus: each keeps those outside the mask), the same
+groups and the same permutation count, and are timed end to end (group ALEs, permutations,
+maps); a ratio is only printed between such timings (``bench_fwe.ratio`` refuses any other).
+dmeta runs on one single-threaded Dask worker (``tie_handling="nimare"``, NiMARE's
+statistic), NiMARE with ``n_cores=1``.
 
-    python benchmarks/bench_subtraction.py [--n-iters 10000] [--nimare-iters 200]
-        [--skip-synthetic]
+(a) knowledge vs relatedness (21 vs 16 Sleuth experiments) at ``--n-iters`` permutations.
+(b) 500 vs 400 synthetic analyses (benchmarks/synthetic.py) at ``--synthetic-iters``
+    permutations, and the dmeta worker's peak memory. End to end rather than a slope between
+    two counts: dmeta's fixed costs (two 400-500-analysis ALE fits, about 20 s) drift by
+    seconds, more than the permutations NiMARE can run in reasonable time would take it.
+
+    python benchmarks/bench_subtraction.py [--n-iters 5000] [--synthetic-iters 1000]
+        [--repeats 1] [--skip-synthetic]
 """
 
 import argparse
-import resource
+import logging
+import os
 import sys
-import time
 import warnings
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("TQDM_DISABLE", "1")  # before tqdm is imported: it reads this once
 
-import dmeta
-from dmeta.compute import close, connect
-from dmeta.datasets import example_path
-
-sys.path.insert(0, str(Path(__file__).parent))
+import dmeta  # noqa: E402
+from bench_fwe import UnequalWork, _peak_rss_mb, local_cluster, measure, ratio  # noqa: E402
+from dmeta.datasets import example_path  # noqa: E402
 from synthetic import synthetic_foci, to_coordinate_set, to_nimare_dataset  # noqa: E402
 
-
-def _timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+NIMARE = "NiMARE n_cores=1"
+DMETA = "dmeta Dask 1 worker x 1 thread"
 
 
-def _nimare_in_mask(name, space):
-    from nimare.io import convert_sleuth_to_dataset
+def check_same_groups(csets, datasets):
+    """Refuse to compare unless each group holds the same analyses and foci in both tools."""
+    for label, cset, dset in zip(("group 1", "group 2"), csets, datasets):
+        ours, theirs = (len(cset.ids), len(cset.foci)), (len(dset.ids), len(dset.coordinates))
+        if ours != theirs:
+            raise UnequalWork(f"{label}: dmeta has {ours[0]} analyses and {ours[1]} foci, "
+                              f"NiMARE {theirs[0]} and {theirs[1]}")
 
-    dset = convert_sleuth_to_dataset(str(example_path(name)))
-    ijk = space.mm_to_ijk(dset.coordinates[["x", "y", "z"]].to_numpy())
-    dset.coordinates = dset.coordinates[space.in_mask(ijk)].reset_index(drop=True)
-    return dset
 
-
-def _nimare_fit(d1, d2, n_iters, mask):
+def runners(csets, datasets):
+    """dmeta and NiMARE subtractions of group 1 minus group 2, ``n`` permutations each."""
     from nimare.meta.cbma import ALESubtraction
 
-    return ALESubtraction(n_iters=n_iters, n_cores=1, mask=mask).fit(d1, d2)
+    check_same_groups(csets, datasets)
+    mask = dmeta.space.Space.from_mask().mask_img
+
+    def ours(n):
+        dmeta.ALESubtraction(n_iters=n, seed=0, tie_handling="nimare").fit(*csets)
+
+    def theirs(n):
+        ALESubtraction(n_iters=n, n_cores=1, mask=mask).fit(*datasets)
+
+    ours(10)  # warm up: imports and numba's cache on the worker
+    return {NIMARE: theirs, DMETA: ours}
 
 
-def _worker_peak_mib(client):
-    peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-    return max(peaks.values()) / 1024
+def compare(case, workload, csets, datasets, n_iters, repeats):
+    """Table rows: NiMARE's end-to-end timing, then dmeta's with NiMARE's cost over dmeta's."""
+    print(workload, flush=True)
+    timings = measure(workload, runners(csets, datasets), [n_iters], repeats)
+    return [(case, timings[NIMARE], None),
+            (case, timings[DMETA], ratio(timings[NIMARE], timings[DMETA]))]
 
 
-def example(client, n_iters, nimare_iters):
-    c1 = dmeta.datasets.load_example("semantic_knowledge")
-    c2 = dmeta.datasets.load_example("semantic_relatedness")
-    dmeta.ALESubtraction(n_iters=10, seed=0).fit(c1, c2)  # warm numba caches on the worker
-    result, ours = _timed(lambda: dmeta.ALESubtraction(n_iters=n_iters, seed=0).fit(c1, c2))
-    d1, d2 = (_nimare_in_mask(n, result.space)
-              for n in ("semantic_knowledge", "semantic_relatedness"))
-    _, theirs = _timed(lambda: _nimare_fit(d1, d2, nimare_iters, result.space.mask_img))
-    ours_rate, theirs_rate = n_iters / ours, nimare_iters / theirs
-    print(f"knowledge vs relatedness, end to end, one worker / one core each:\n"
-          f"  dmeta   {n_iters:>6} permutations in {ours:7.1f} s: {ours_rate:8.1f} perm/s\n"
-          f"  NiMARE  {nimare_iters:>6} permutations in {theirs:7.1f} s: "
-          f"{theirs_rate:8.1f} perm/s\n"
-          f"  ratio   {ours_rate / theirs_rate:.1f}x")
+def case_example(args):
+    """(a) knowledge vs relatedness."""
+    from nimare.io import convert_sleuth_to_dataset
+
+    names = ("semantic_knowledge", "semantic_relatedness")
+    csets = [dmeta.datasets.load_example(n) for n in names]
+    datasets = [convert_sleuth_to_dataset(str(example_path(n))) for n in names]
+    return compare("(a)", "knowledge vs relatedness", csets, datasets, args.n_iters,
+                   args.repeats)
 
 
-def synthetic_run(client, n_iters, nimare_iters=(2, 12)):
-    studies1, studies2 = synthetic_foci(500, seed=1), synthetic_foci(400, seed=2)
-    for s in studies2:
-        s["id"] = "b" + s["id"]
-        s["study_id"] = "b" + s["study_id"]
-    c1, c2 = to_coordinate_set(studies1), to_coordinate_set(studies2)
-    _, ours = _timed(lambda: dmeta.ALESubtraction(n_iters=n_iters, seed=0).fit(c1, c2))
-    peak = _worker_peak_mib(client)
-    print(f"500 vs 400 synthetic analyses, dmeta: {n_iters} permutations in {ours:.1f} s "
-          f"({ours / n_iters * 1000:.2f} ms/perm), worker peak RSS {peak:.0f} MiB")
-    d1, d2 = to_nimare_dataset(studies1), to_nimare_dataset(studies2)
-    space = dmeta.space.Space.from_mask()
-    times = [_timed(lambda n=n: _nimare_fit(d1, d2, n, space.mask_img))[1] for n in nimare_iters]
-    per_perm = (times[1] - times[0]) / (nimare_iters[1] - nimare_iters[0])
-    if per_perm <= 0:
-        print(f"  NiMARE: fits of {nimare_iters} permutations took {times} s; set-up noise "
-              "hides the permutation cost on this machine")
-        return
-    print(f"  NiMARE: {per_perm * 1000:.0f} ms/perm (from {nimare_iters} permutations), so "
-          f"{n_iters} permutations would take {per_perm * n_iters / 60:.0f} min: "
-          f"{per_perm * n_iters / ours:.0f}x dmeta's time")
+def case_synthetic(args, client):
+    """(b) 500 vs 400 synthetic analyses; the dmeta worker's peak memory."""
+    studies = synthetic_foci(500, seed=1), synthetic_foci(400, seed=2)
+    for s in studies[1]:
+        s["id"], s["study_id"] = "b" + s["id"], "b" + s["study_id"]
+    csets = [to_coordinate_set(s) for s in studies]
+    datasets = [to_nimare_dataset(s) for s in studies]
+    client.run(_peak_rss_mb, True)
+    rows = compare("(b)", "500 vs 400 synthetic analyses", csets, datasets,
+                   args.synthetic_iters, args.repeats)
+    peak = max(client.run(_peak_rss_mb).values())
+    print(f"dmeta worker peak RSS during (b): {peak:.0f} MB", flush=True)
+    return rows
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-iters", type=int, default=10_000)
-    parser.add_argument("--nimare-iters", type=int, default=200)
+def print_rows(rows):
+    print()
+    print(f"{'case':<5} {'timing':<32} {'permutations':>12} {'seconds':>9} {'ms/perm':>9} "
+          f"{'perm/s':>8} {'ratio':>8}")
+    for case, t, r in rows:
+        [(n, seconds)] = t.seconds.items()
+        shown = "" if r is None else f"{r:7.1f}x"
+        print(f"{case:<5} {t.label:<32} {n:>12} {seconds:9.1f} {t.per_unit * 1e3:9.2f} "
+              f"{1 / t.per_unit:8.1f} {shown:>8}")
+    print("ms/perm: the whole run (group ALEs, permutations, maps) over its permutations.\n"
+          "ratio: NiMARE's time over dmeta's, one core each, same data and permutations.")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n-iters", type=int, default=5000,
+                        help="permutations both tools run end to end (a)")
+    parser.add_argument("--synthetic-iters", type=int, default=1000,
+                        help="permutations both tools run on the synthetic groups (b)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="best of this many interleaved runs per tool and count")
     parser.add_argument("--skip-synthetic", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
-    client = connect("local", workers=1, threads_per_worker=1, quiet=True,
-                     dashboard_address=":0")
-    try:
-        example(client, args.n_iters, args.nimare_iters)
+    logging.getLogger("nimare").setLevel(logging.WARNING)
+    print("python", *sys.argv, flush=True)
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}", flush=True)
+    cluster, client = local_cluster(1)
+    with cluster, client:
+        rows = case_example(args)
         if not args.skip_synthetic:
-            synthetic_run(client, args.n_iters)
-    finally:
-        close(client)
+            rows += case_synthetic(args, client)
+    print_rows(rows)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
-    np.seterr(all="ignore")
     main()

@@ -110,3 +110,17 @@ def test_monte_carlo_draws_foci_inside_the_mask_for_every_focus(fitted):
     draws = plan.draws(seed=3, start=0, stop=2)
     assert draws.shape == (2, result.estimator.ma_.foci.counts.sum())
     assert np.all((draws >= 0) & (draws < result.space.n_voxels))
+
+
+def test_subtraction_uses_the_analyses_each_group_kept(client, export):
+    """An analysis left out of group 1 (no kernel reaches the mask) shifts no relabelling."""
+    cset, _ = export
+    group1 = cset.select(["far-1", *[f"pain_{i:02d}.nidm-1" for i in range(1, 9)]])
+    group2 = cset.select([f"pain_{i:02d}.nidm-1" for i in range(9, 17)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = dmeta.ALESubtraction(sample_size=20, n_iters=40, seed=1).fit(group1, group2)
+    assert "far-1" not in result.tables["analyses_desc-group1"].index
+    assert len(result.tables["analyses_desc-group1"]) == 8
+    assert "outside_mask_desc-group1" in result.tables
+    assert "from 8 experiments (group 1)" in result.description

@@ -1,4 +1,5 @@
-"""ALE subtraction engine: a dense reference on a toy grid, chunk invariance, bad inputs."""
+"""ALE subtraction engine: a dense reference on a toy grid, tie handling, chunk invariance,
+bad inputs."""
 
 import numpy as np
 import pandas as pd
@@ -11,9 +12,20 @@ from dmeta.errors import InputError
 from dmeta.modeled_activation import ModeledActivation
 from dmeta.space import Space
 from dmeta.stats import p_to_z
-from dmeta.subtraction.permutation import pooled_csr, relabellings
+from dmeta.subtraction.estimator import two_sided_p
+from dmeta.subtraction.permutation import (
+    block_counts,
+    group_log_complement,
+    log_complement_blocks,
+    nimare_difference,
+    pooled_csr,
+    relabellings,
+    tail_counts_graph,
+    tail_thresholds,
+)
 
 N_ITERS = 60
+MODES = ("exact", "nimare")
 
 
 def _cset(space, rng, n, prefix, source):
@@ -36,55 +48,154 @@ def groups(toy_space):
 
 
 @pytest.fixture(scope="module")
-def toy_fit(client, toy_space, groups):
-    estimator = dmeta.ALESubtraction(n_iters=N_ITERS, seed=3, mask=toy_space.mask_img)
-    return estimator.fit(*groups)
+def toy_fits(client, toy_space, groups):
+    """One fit per tie-handling mode, same seed."""
+    return {mode: dmeta.ALESubtraction(n_iters=N_ITERS, seed=3, mask=toy_space.mask_img,
+                                       tie_handling=mode).fit(*groups)
+            for mode in MODES}
 
 
-def _dense_reference(estimator, n_iters, seed):
-    """NiMARE's procedure, written out densely: one relabelling at a time, exp and all."""
+@pytest.fixture(scope="module")
+def toy_fit(toy_fits):
+    return toy_fits["exact"]
+
+
+def _dense_reference(estimator, n_iters, seed, tie_handling):
+    """NiMARE's procedure, written out densely: one relabelling at a time, exp and all.
+
+    Each group's log(1 - ALE) is summed over its analyses in pooled order, so a relabelling
+    with the observed grouping at a voxel gives the observed float64 difference there. The
+    observed difference is that ("exact") or, as NiMARE has it, the float32 maps' ("nimare").
+    """
     ma = pooled_csr(estimator.ma1_, estimator.ma2_).toarray().astype(np.float32)
     log_c = np.log1p(-ma).astype(np.float64)
     n1 = estimator.ma1_.matrix.shape[0]
-    observed = ((1 - np.exp(log_c[:n1].sum(0))).astype(np.float32)
-                - (1 - np.exp(log_c[n1:].sum(0))).astype(np.float32))
+
+    def difference(in_group1, dtype):
+        ale1, ale2 = (1 - np.exp(log_c[in_group1].sum(0))), (1 - np.exp(log_c[~in_group1].sum(0)))
+        return ale1.astype(dtype) - ale2.astype(dtype)
+
+    observed_rows = np.arange(len(ma)) < n1
+    stat = difference(observed_rows, np.float32)
+    observed = stat if tie_handling == "nimare" else difference(observed_rows, np.float64)
     upper = np.zeros(ma.shape[1], int)
     lower = np.zeros(ma.shape[1], int)
     for i in range(n_iters):
-        members = np.random.default_rng([seed, i]).permutation(len(ma))
-        diff = ((1 - np.exp(log_c[members[:n1]].sum(0)))
-                - (1 - np.exp(log_c[members[n1:]].sum(0))))
+        members = np.random.default_rng([seed, i]).permutation(len(ma))[:n1]
+        diff = difference(np.isin(np.arange(len(ma)), members), np.float64)
         upper += diff >= observed
         lower += diff <= observed
     p = np.clip(2 * np.minimum(upper, lower) / n_iters, 1 / n_iters, 1 - 1 / n_iters)
-    return observed, p.astype(np.float32), np.sign(lower - upper)
+    return stat, p.astype(np.float32), np.sign(lower - upper)
 
 
-def test_matches_dense_reference(toy_fit):
-    stat, p, sign = _dense_reference(toy_fit.estimator, N_ITERS, 3)
-    np.testing.assert_array_equal(toy_fit.get_map("stat_desc-group1MinusGroup2", "array"), stat)
-    np.testing.assert_allclose(toy_fit.get_map("p_desc-group1MinusGroup2", "array"), p,
-                               rtol=1e-6)
-    z = toy_fit.get_map("z_desc-group1MinusGroup2", "array")
+@pytest.mark.parametrize("mode", MODES)
+def test_matches_dense_reference(toy_fits, mode):
+    fit = toy_fits[mode]
+    stat, p, sign = _dense_reference(fit.estimator, N_ITERS, 3, mode)
+    np.testing.assert_array_equal(fit.get_map("stat_desc-group1MinusGroup2", "array"), stat)
+    np.testing.assert_allclose(fit.get_map("p_desc-group1MinusGroup2", "array"), p, rtol=1e-6)
+    z = fit.get_map("z_desc-group1MinusGroup2", "array")
     np.testing.assert_allclose(z, p_to_z(p, tail="two") * sign, rtol=1e-5, atol=1e-6)
     assert (p < 1).any() and (sign != 0).any()
 
 
-def test_output_maps(toy_fit):
+def test_output_maps(toy_fits):
     expected = {f"{m}_desc-{d}" for m in ("stat", "p", "z", "logp")
                 for d in ("group1MinusGroup2", "group1", "group2")}
-    assert expected <= set(toy_fit.maps)
-    assert toy_fit.attrs["params"]["seed"] == 3
+    for mode, fit in toy_fits.items():
+        assert expected <= set(fit.maps)
+        assert fit.attrs["params"]["seed"] == 3
+        assert fit.attrs["params"]["tie_handling"] == mode
+    np.testing.assert_array_equal(
+        *(f.get_map("stat_desc-group1MinusGroup2", "array") for f in toy_fits.values()))
 
 
+def test_tie_handling_is_described(toy_fits):
+    assert "ties in both tails" in toy_fits["exact"].description
+    assert "NiMARE 0.22.1" in toy_fits["nimare"].description
+
+
+@pytest.mark.parametrize("bad", ["Exact", "numpy", None, 1])
+def test_bad_tie_handling(toy_space, groups, bad):
+    with pytest.raises(InputError, match=f"tie_handling.*'exact', 'nimare'.*got {bad!r}"):
+        dmeta.ALESubtraction(n_iters=5, mask=toy_space.mask_img, tie_handling=bad).fit(*groups)
+
+
+@pytest.mark.parametrize("mode", MODES)
 @settings(max_examples=4, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(chunk_iters=st.integers(7, N_ITERS), chunk_voxels=st.integers(16, 200))
-def test_chunking_does_not_change_results(toy_fit, toy_space, groups, chunk_iters, chunk_voxels):
+def test_chunking_does_not_change_results(toy_fits, toy_space, groups, mode, chunk_iters,
+                                          chunk_voxels):
     refit = dmeta.ALESubtraction(n_iters=N_ITERS, seed=3, mask=toy_space.mask_img,
-                                 chunk_iters=chunk_iters, chunk_voxels=chunk_voxels).fit(*groups)
+                                 chunk_iters=chunk_iters, chunk_voxels=chunk_voxels,
+                                 tie_handling=mode).fit(*groups)
     for name in ("p_desc-group1MinusGroup2", "z_desc-group1MinusGroup2"):
-        np.testing.assert_array_equal(refit.get_map(name, "array"), toy_fit.get_map(name, "array"))
+        np.testing.assert_array_equal(refit.get_map(name, "array"),
+                                      toy_fits[mode].get_map(name, "array"))
+
+
+def _exact_setup(estimator, chunk_voxels):
+    """L blocks, the observed group-1 indicator column and "exact" tail thresholds."""
+    blocks = log_complement_blocks(pooled_csr(estimator.ma1_, estimator.ma2_), chunk_voxels)
+    n1, n_total = len(estimator.ma1_.foci.ids), blocks[0].n_analyses
+    columns = np.stack([np.arange(n_total) < n1, np.ones(n_total, bool)], axis=1).astype(float)
+    observed_sum, total = group_log_complement(blocks, columns).T
+    return blocks, columns[:, :1], tail_thresholds(total, nimare_difference(observed_sum, total))
+
+
+def test_observed_grouping_ties_with_itself_in_both_tails(toy_fit):
+    """With "exact", the observed grouping, run as a relabelling, counts once in each tail."""
+    blocks, observed, (up, lo) = _exact_setup(toy_fit.estimator, chunk_voxels=17)
+    counts = np.concatenate([block_counts(observed, b, up, lo) for b in blocks], axis=1)
+    np.testing.assert_array_equal(counts, 1)
+
+
+def test_one_thread_gives_the_workers_counts(toy_fit):
+    """The count graph on one thread, cut differently, gives the 2-worker fit's p and sign."""
+    blocks, observed, (up, lo) = _exact_setup(toy_fit.estimator, chunk_voxels=23)
+    graph = tail_counts_graph(blocks, int(observed.sum()), up, lo, N_ITERS, seed=3,
+                              chunk_iters=11)
+    upper, lower = graph.compute(scheduler="synchronous")
+    p, sign = two_sided_p(upper, lower, N_ITERS)
+    np.testing.assert_array_equal(p, toy_fit.get_map("p_desc-group1MinusGroup2", "array"))
+    np.testing.assert_array_equal(
+        sign, np.sign(toy_fit.get_map("z_desc-group1MinusGroup2", "array")))
+
+
+SPARSE_ITERS = 200
+
+
+@pytest.fixture(scope="module")
+def sparse_fits(client, space):
+    """Six one-focus analyses far apart (3 vs 3): most reached voxels see one analysis only."""
+    xyz = [(-40, -60, 0), (40, 20, 40), (0, 40, -10), (-40, 10, 40), (40, -60, 0), (0, -80, 30)]
+    ids = [f"s{a}-1" for a in range(len(xyz))]
+    analyses = pd.DataFrame({"id": ids, "study_id": [i[:-2] for i in ids], "analysis_id": "1",
+                             "sample_size": 20})
+    cset = dmeta.CoordinateSet(analyses, pd.DataFrame(xyz, columns=["x", "y", "z"]).assign(id=ids))
+    halves = cset.select(ids[:3]), cset.select(ids[3:])
+    return {mode: dmeta.ALESubtraction(n_iters=SPARSE_ITERS, seed=1, tie_handling=mode)
+            .fit(*halves) for mode in MODES}
+
+
+def test_voxels_reached_by_one_analysis(sparse_fits):
+    """There the only relabellings that tie are those keeping the analysis in its group:
+    "exact" gives the tie-correct p = 2 ties / n (near 1), "nimare" often the 1/n artefact."""
+    estimator = sparse_fits["exact"].estimator
+    reach = pooled_csr(estimator.ma1_, estimator.ma2_).tocsc()
+    single = np.flatnonzero(np.diff(reach.indptr) == 1)
+    owner = reach.indices[reach.indptr[single]]
+    in_group1 = relabellings(1, 0, SPARSE_ITERS, n_total=6, n_group1=3).sum(axis=1)
+    ties = np.where(owner < 3, in_group1[owner], SPARSE_ITERS - in_group1[owner])
+    expected = np.clip(2 * ties / SPARSE_ITERS, 1 / SPARSE_ITERS, 1 - 1 / SPARSE_ITERS)
+    p = {mode: fit.get_map("p_desc-group1MinusGroup2", "array")[single]
+         for mode, fit in sparse_fits.items()}
+    assert single.size > 1000
+    np.testing.assert_array_equal(p["exact"], expected.astype(np.float32))
+    assert p["exact"].min() > 0.5
+    assert np.mean(p["nimare"] == np.float32(1 / SPARSE_ITERS)) > 0.1
 
 
 def test_other_seed_other_null(toy_fit, toy_space, groups):

@@ -1,8 +1,9 @@
 """ALE subtraction agrees with NiMARE 0.22.1 at 10,000 permutations (knowledge vs relatedness).
 
-The two draw different relabellings, so the maps agree statistically, not exactly: z maps
-correlate at r >= 0.98 over every tested (in-mask) voxel and the voxels with |z| > 1.96 agree.
-NiMARE is given the same in-mask foci dmeta keeps (see test_ale_parity).
+dmeta runs with ``tie_handling="nimare"``, NiMARE's tie rule (the default, "exact", counts
+ties in both tails and differs from NiMARE by design where few analyses reach a voxel). The
+two draw different relabellings, so the maps agree statistically, not exactly: z maps
+correlate at r >= 0.99 over every tested (in-mask) voxel and the voxels with |z| > 1.96 agree.
 """
 
 import time
@@ -28,7 +29,7 @@ def fits(client):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         start = time.perf_counter()
-        ours = dmeta.ALESubtraction(n_iters=N_ITERS, seed=0).fit(c1, c2)
+        ours = dmeta.ALESubtraction(n_iters=N_ITERS, seed=0, tie_handling="nimare").fit(c1, c2)
         ours_time = time.perf_counter() - start
         d1, d2 = (nimare_dataset(n, ours.space)
                   for n in ("semantic_knowledge", "semantic_relatedness"))
@@ -57,5 +58,5 @@ def test_z_maps_agree_statistically(fits):
     both = (ours_sig & ref_sig & (np.sign(z) == np.sign(ref))).sum()
     print(f"r = {r:.4f}; |z| > 1.96: dmeta {ours_sig.sum()}, NiMARE {ref_sig.sum()}, "
           f"agreeing {both / ours_sig.sum():.3f} / {both / ref_sig.sum():.3f}")
-    assert r >= 0.98
+    assert r >= 0.99
     assert both >= 0.95 * ours_sig.sum() and both >= 0.95 * ref_sig.sum()

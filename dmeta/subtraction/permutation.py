@@ -5,8 +5,10 @@ With the pooled analyses' L = log(1 - MA) and a relabelling's group-1 indicator 
 difference ALE1 - ALE2 = exp(T - a) - exp(a) falls as ``a`` grows, so "permuted difference >=
 observed" is "a <= a threshold" fixed per voxel before any permutation runs: the hot loop is
 sums and comparisons, with no exp. Thresholds are found once by bisection on the difference
-exactly as NiMARE evaluates it (float64 against the float32 observed map), so ties between a
-relabelling and the observed grouping fall on the side NiMARE counts them.
+exactly as NiMARE evaluates it (float64), against whichever observed difference the caller
+gives: the same float64 arithmetic applied to the observed grouping's own sum (a relabelling
+reproducing it ties, and counts in both tails), or NiMARE's float32 map (ties fall on the
+side NiMARE counts them).
 
 Relabelling ``i`` comes from a generator seeded with ``(seed, i)``; a voxel's sum runs over
 its analyses in a fixed order. Counts are therefore the same for any block sizes and workers.
