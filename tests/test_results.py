@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-import dmeta.results as results
 from dmeta.errors import InputError
 from dmeta.results import MetaResult, open_result
+from dmeta.results import store as results
 
 
 @pytest.fixture

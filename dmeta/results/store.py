@@ -1,0 +1,241 @@
+"""The Zarr layout of a result store: writing it, reading it back, recognising it.
+
+Zarr layout written by :meth:`MetaResult.to_zarr`::
+
+    RUN.zarr/                 root group; attrs: "dmeta" (store marker, see below),
+                              "description", "attrs", "map_names", "table_names"
+      space/mask              uint8 (i, j, k) mask; group attrs "affine" (4x4), "fingerprint"
+      maps/                   xarray Dataset, one 1-D variable per map over dim "voxel"
+      tables/<name>           uint8 1-D array holding the table as an Arrow IPC file
+      nulls/                  xarray Dataset over dim "iteration" (only if the result has nulls)
+      montecarlo/             owned by the Monte Carlo engine; kept when a store is replaced
+
+The root attribute ``"dmeta"`` marks a store dmeta wrote: a dict with ``"kind"``
+(``"result"`` here), ``"format_version"``, ``"dmeta_version"`` and ``"space_fingerprint"``.
+Other dmeta writers to the same store should set ``"dmeta"`` too (with their own ``kind``)
+and keep their own metadata inside their group.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+from dmeta.errors import InputError
+from dmeta.results.atomic import write_directory_atomically
+from dmeta.results.tables import read_table, write_table
+from dmeta.space import Space
+from dmeta.versions import package_version
+
+if TYPE_CHECKING:
+    from dmeta.results.result import MetaResult
+
+__all__ = ["FORMAT_VERSION", "read_result_store", "write_result_store"]
+
+STORE_MARKER = "dmeta"
+RESULT_KIND = "result"
+FORMAT_VERSION = 1
+MONTECARLO_GROUP = "montecarlo"
+
+
+# -- writing -----------------------------------------------------------------------------
+
+
+def write_result_store(result: MetaResult, path) -> Path:
+    """Write ``result`` to a Zarr v3 store at ``path``, atomically.
+
+    See :meth:`MetaResult.to_zarr` for how an existing store is replaced.
+
+    Parameters
+    ----------
+    result : MetaResult
+        The result to write.
+    path : str or os.PathLike
+        The store's path.
+
+    Returns
+    -------
+    pathlib.Path
+        The absolute path of the store.
+
+    Raises
+    ------
+    InputError
+        If ``path`` exists and is not a dmeta store or an empty directory.
+    """
+    path = Path(os.path.abspath(path))
+    _check_replaceable(path)
+
+    def write(staging: Path) -> None:
+        _write_store(result, staging)
+        _carry_over_montecarlo(path, staging)
+
+    write_directory_atomically(path, write)
+    return path
+
+
+def _write_store(result: MetaResult, target: Path) -> None:
+    """Write every part; the root marker goes last, once the store is complete."""
+    root = zarr.open_group(target, mode="w-", zarr_format=3)
+    _write_space(root, result.space)
+    _write_dataset(result.maps, target, "maps")
+    _write_tables(root, result.tables)
+    if result.nulls is not None:
+        _write_dataset(result.nulls, target, "nulls")
+    root.attrs.update(
+        {
+            "description": result.description,
+            "attrs": _jsonable(result.attrs),
+            "map_names": list(result.maps.data_vars),
+            "table_names": list(result.tables),
+            STORE_MARKER: {
+                "kind": RESULT_KIND,
+                "format_version": FORMAT_VERSION,
+                "dmeta_version": package_version("dmeta"),
+                "space_fingerprint": result.space.fingerprint(),
+            },
+        }
+    )
+
+
+def _jsonable(attrs: dict) -> dict:
+    """Convert numpy scalars/arrays to JSON types; anything else unknown is refused."""
+
+    def convert(obj):
+        if isinstance(obj, (np.generic, np.ndarray)):
+            return obj.tolist()
+        if isinstance(obj, os.PathLike):
+            return os.fspath(obj)
+        raise TypeError(f"result attrs must be JSON-serialisable; got {type(obj).__name__}")
+
+    return json.loads(json.dumps(attrs, default=convert))
+
+
+def _write_space(root: zarr.Group, space: Space) -> None:
+    group = root.create_group(
+        "space", attributes={"affine": space.affine.tolist(), "fingerprint": space.fingerprint()}
+    )
+    group.create_array("mask", data=space.mask.astype(np.uint8))
+
+
+def _write_dataset(dataset: xr.Dataset, target: Path, group: str) -> None:
+    # write_empty_chunks keeps chunks that equal the fill value (e.g. NaN payloads) exact.
+    dataset.to_zarr(
+        target, group=group, mode="w-", zarr_format=3, consolidated=False, write_empty_chunks=True
+    )
+
+
+def _write_tables(root: zarr.Group, tables: dict[str, pd.DataFrame]) -> None:
+    group = root.create_group("tables")
+    for name, table in tables.items():
+        write_table(group, name, table)
+
+
+# -- recognising stores ------------------------------------------------------------------
+
+
+def _root_attributes(path: Path) -> dict | None:
+    """Root attributes of a local Zarr v3 group at ``path``, or None if it is not one."""
+    try:
+        meta = json.loads((path / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    if meta.get("zarr_format") != 3 or meta.get("node_type") != "group":
+        return None
+    attributes = meta.get("attributes", {})
+    return attributes if isinstance(attributes, dict) else {}
+
+
+def _has_montecarlo(path: Path) -> bool:
+    return (path / MONTECARLO_GROUP / "zarr.json").is_file()
+
+
+def _check_replaceable(path: Path) -> None:
+    """Refuse to replace anything but a dmeta store or an empty directory."""
+    if not os.path.lexists(path):
+        return
+    if path.is_dir() and not path.is_symlink():
+        if not any(path.iterdir()):
+            return
+        attributes = _root_attributes(path)
+        if attributes is not None and (STORE_MARKER in attributes or _has_montecarlo(path)):
+            return
+    raise InputError(f"{path}: exists and is not a dmeta Zarr store; refusing to replace it")
+
+
+def _carry_over_montecarlo(old: Path, new: Path) -> None:
+    """Copy the Monte Carlo engine's group from the store being replaced (copy, not move,
+    so the old store stays whole until the swap)."""
+    if _has_montecarlo(old) and not (new / MONTECARLO_GROUP).exists():
+        shutil.copytree(old / MONTECARLO_GROUP, new / MONTECARLO_GROUP)
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+def read_result_store(path) -> dict:
+    """Read a result store's parts into memory, checking its marker and format version.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A store written by :func:`write_result_store`.
+
+    Returns
+    -------
+    dict
+        The :class:`MetaResult` constructor's arguments: ``space``, ``maps``,
+        ``tables``, ``description``, ``nulls`` and ``attrs``.
+
+    Raises
+    ------
+    InputError
+        If ``path`` is not a dmeta result store, or was written by a newer format.
+    """
+    path = Path(path)
+    marker = (_root_attributes(path) or {}).get(STORE_MARKER)
+    if not isinstance(marker, dict) or marker.get("kind") != RESULT_KIND:
+        detail = (
+            "it holds Monte Carlo nulls but no result yet"
+            if _has_montecarlo(path)
+            else "not a dmeta result Zarr store"
+        )
+        raise InputError(f"{path}: cannot open result: {detail}")
+    if marker.get("format_version", 0) > FORMAT_VERSION:
+        raise InputError(
+            f"{path}: result store format {marker.get('format_version')} is newer than this "
+            f"dmeta supports ({FORMAT_VERSION}); upgrade dmeta"
+        )
+    root = zarr.open_group(path, mode="r", zarr_format=3)
+    attributes = root.attrs.asdict()
+    return {
+        "space": _read_space(root, path),
+        "maps": _read_dataset(path, "maps")[attributes["map_names"]],
+        "tables": {name: read_table(root["tables"][name]) for name in attributes["table_names"]},
+        "description": attributes["description"],
+        "nulls": _read_dataset(path, "nulls") if "nulls" in root else None,
+        "attrs": attributes["attrs"],
+    }
+
+
+def _read_space(root: zarr.Group, path: Path) -> Space:
+    group = root["space"]
+    space = Space(group["mask"][...].astype(bool), group.attrs["affine"], name=str(path))
+    if space.fingerprint() != group.attrs["fingerprint"]:
+        raise InputError(f"{path}: stored mask does not match its fingerprint; store is corrupt")
+    return space
+
+
+def _read_dataset(path: Path, group: str) -> xr.Dataset:
+    with xr.open_zarr(path, group=group, zarr_format=3, consolidated=False) as dataset:
+        return dataset.load().drop_encoding()
