@@ -92,10 +92,10 @@ def test_local_session_releases_workers_on_exception(exc):
 
 
 def test_session_none_without_client_starts_local_one(monkeypatch):
-    import dmeta.compute
+    import dmeta.compute.connection
 
     # Other modules' session-wide clients may be active; this test is about having none.
-    monkeypatch.setattr(dmeta.compute, "active_client", lambda: None)
+    monkeypatch.setattr(dmeta.compute.connection, "active_client", lambda: None)
     with session(None, workers=1, **LOCAL) as client:
         assert client.cluster is not None and len(client.nthreads()) == 1
     assert client.status == "closed"
