@@ -58,7 +58,9 @@ def _add_fwe_options(parser, n_iters):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="dmeta", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="dmeta", description="Coordinate-based meta-analysis (ALE) on Dask, with results "
+                                  "in Zarr: batch jobs on login nodes, and the demo.")
     parser.add_argument("--version", action="version", version=f"dmeta {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 

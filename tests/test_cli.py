@@ -159,3 +159,9 @@ def test_subtract_two_groups_of_one_studyset(client, neurostore_export, tmp_path
     assert "g1.txt minus g2.txt" in capsys.readouterr().out
     assert main(argv[:3] + argv[5:]) == 2  # --ids1 without --ids2
     assert "--ids1 and --ids2" in capsys.readouterr().err
+
+
+def test_help_is_plain_text(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "``" not in capsys.readouterr().out
