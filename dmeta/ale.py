@@ -12,6 +12,7 @@ from dmeta.params import Parameters
 from dmeta.results import MetaResult
 from dmeta.space import Space
 from dmeta.stats import p_to_logp, p_to_z
+from dmeta.validation import check_choice
 from dmeta.versions import versions
 
 NULL_METHODS = ("approximate", "montecarlo")
@@ -67,8 +68,7 @@ class ALE(Parameters):
                 f"ALE.fit expects a dmeta.CoordinateSet, got {type(cset).__name__}; "
                 "read one with dmeta.io.load(path)"
             )
-        if self.null_method not in NULL_METHODS:
-            raise InputError(f"null_method must be one of {NULL_METHODS}, got {self.null_method!r}")
+        check_choice("null_method", self.null_method, NULL_METHODS)
         self.space_ = Space.from_mask(self.mask)
         self.ma_ = ModeledActivation(cset, self.space_, self.kernel_fwhm, self.sample_size)
         matrix = self.ma_.matrix

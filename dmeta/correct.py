@@ -8,6 +8,7 @@ from dmeta.clusters import supra_threshold_clusters
 from dmeta.errors import InputError
 from dmeta.montecarlo import NullPlan, run_null
 from dmeta.stats import null_to_p, p_to_logp, p_to_z
+from dmeta.validation import check_choice
 from dmeta.versions import versions
 
 _SUFFIX = "corr-FWE_method-montecarlo"
@@ -140,9 +141,7 @@ class FDRCorrector:
         The copy's ``attrs["corrections"]["corr-FDR_method-<method>"]`` records the method
         and ``alpha``.
         """
-        if self.method not in self._METHODS:
-            raise InputError(f"FDRCorrector method must be one of {self._METHODS}, "
-                             f"got {self.method!r}")
+        check_choice("FDRCorrector method", self.method, self._METHODS)
         if not 0 < self.alpha < 1:
             raise InputError(f"alpha must be in (0, 1), got {self.alpha!r}")
         names = [n for n in result.maps.data_vars if n == "p" or (

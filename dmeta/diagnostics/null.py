@@ -20,6 +20,7 @@ from dmeta.approximate_null import hist_to_p
 from dmeta.errors import InputError
 from dmeta.montecarlo import NullPlan
 from dmeta.stats import p_to_z
+from dmeta.validation import check_choice
 
 COVERAGES = ("gm", "brain")
 
@@ -34,8 +35,7 @@ def sample_space(space, coverage="gm", gm_threshold=0.1):
     from nilearn.datasets import load_mni152_gm_template
     from nilearn.image import resample_to_img
 
-    if coverage not in COVERAGES:
-        raise InputError(f"mask_coverage must be one of {COVERAGES}, got {coverage!r}")
+    check_choice("mask_coverage", coverage, COVERAGES)
     keep = space.mask
     if coverage == "gm":
         gm = resample_to_img(load_mni152_gm_template(resolution=2), space.mask_img,

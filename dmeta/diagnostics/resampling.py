@@ -6,6 +6,7 @@ from math import comb
 import numpy as np
 
 from dmeta.errors import InputError
+from dmeta.validation import check_choice, check_int_range
 
 POLICIES = ("leave_1_out", "leave_k_out", "subsample")
 
@@ -15,8 +16,7 @@ EXHAUSTIVE_LIMIT = 1000
 
 def subset_size(policy, n, k=None, target_n=None):
     """Analyses kept per replicate under ``policy`` for ``n`` analyses; clear errors."""
-    if policy not in POLICIES:
-        raise InputError(f"resampling_policy must be one of {POLICIES}, got {policy!r}")
+    check_choice("resampling_policy", policy, POLICIES)
     if n < 3:
         raise InputError(f"resampling needs at least 3 analyses (replicates of at least 2), "
                          f"got {n}")
@@ -25,15 +25,13 @@ def subset_size(policy, n, k=None, target_n=None):
     elif policy == "leave_k_out":
         if k is None:
             raise InputError("resampling_policy='leave_k_out' needs k")
-        if not (isinstance(k, (int, np.integer)) and 1 <= k <= n - 2):
-            raise InputError(f"k must be an integer from 1 to {n - 2} for {n} analyses (each "
-                             f"replicate keeps at least 2), got {k!r}")
+        check_int_range("k", k, 1, n - 2,
+                        f" for {n} analyses (each replicate keeps at least 2)")
         kept = n - int(k)
     else:
+        if target_n is not None:
+            check_int_range("target_n", target_n, 2, n, " (the number of analyses)")
         kept = n if target_n is None else target_n
-        if not (isinstance(kept, (int, np.integer)) and 2 <= kept <= n):
-            raise InputError(f"target_n must be an integer from 2 to {n} (the number of "
-                             f"analyses), got {target_n!r}")
     return int(kept)
 
 

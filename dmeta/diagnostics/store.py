@@ -7,9 +7,8 @@ for other inputs is refused.
 """
 
 import numpy as np
-import zarr
 
-from dmeta.errors import InputError
+from dmeta.fingerprinted_group import open_fingerprinted_group
 
 
 class SupportStore:
@@ -21,30 +20,16 @@ class SupportStore:
 
     @classmethod
     def open(cls, path, name, fingerprint, seed, n_replicates, n_voxels):
-        root = zarr.open_group(zarr.storage.MemoryStore() if path is None else str(path), mode="a")
-        parent = root.require_group("stability")
-        if name in parent:
-            group = parent[name]
-            if group.attrs.get("fingerprint") != fingerprint or (
-                seed is not None and group.attrs.get("seed") != seed
-            ):
-                raise InputError(
-                    f"{path}: holds stability replicates {name!r} computed from other inputs "
-                    f"or parameters (seed {group.attrs.get('seed')}); use another store or "
-                    "delete it"
-                )
-            return cls(group)
-        if seed is None:
-            seed = int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
-        n_bytes = -(-n_voxels // 8)
-        group = parent.create_group(name)
-        group.create_array("support", shape=(n_replicates, n_bytes), chunks=(1, n_bytes),
-                           dtype="u1", fill_value=0)
-        group.create_array("filled", shape=(n_replicates,), chunks=(1,), dtype="i1",
-                           fill_value=0)
-        group.attrs.update({"fingerprint": fingerprint, "seed": int(seed),
-                            "n_voxels": int(n_voxels)})
-        return cls(group)
+        def build(group):
+            n_bytes = -(-n_voxels // 8)
+            group.create_array("support", shape=(n_replicates, n_bytes), chunks=(1, n_bytes),
+                               dtype="u1", fill_value=0)
+            group.create_array("filled", shape=(n_replicates,), chunks=(1,), dtype="i1",
+                               fill_value=0)
+            return {"n_voxels": int(n_voxels)}
+
+        return cls(open_fingerprinted_group(path, "stability", name, fingerprint, seed, build,
+                                            f"stability replicates {name!r}"))
 
     def pending(self):
         """Replicates still to compute."""

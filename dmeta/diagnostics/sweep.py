@@ -20,6 +20,8 @@ from dmeta.diagnostics.resampling import subset_schedule, subset_size
 from dmeta.diagnostics.store import SupportStore
 from dmeta.errors import InputError
 from dmeta.montecarlo import run_nulls
+from dmeta.seeds import derive_seed
+from dmeta.validation import check_choice, check_positive_int
 
 REFITS = ("approximate", "full")
 
@@ -40,8 +42,7 @@ class Config:
     @classmethod
     def build(cls, policy, n, k=None, target_n=None, n_resamples=None, random_state=None,
               refit="approximate"):
-        if refit not in REFITS:
-            raise InputError(f"refit must be one of {REFITS}, got {refit!r}")
+        check_choice("refit", refit, REFITS)
         kept = subset_size(policy, n, k, target_n)
         return cls(policy, k, kept, subset_schedule(n, kept, n_resamples, random_state), refit)
 
@@ -66,8 +67,7 @@ class Thresholds:
         z_cut(self.voxel_thresh)
         if not 0 < self.alpha < 1:
             raise InputError(f"alpha must be in (0, 1), got {self.alpha!r}")
-        if not (isinstance(self.n_iters, int) and self.n_iters > 0):
-            raise InputError(f"n_iters must be a positive integer, got {self.n_iters!r}")
+        check_positive_int("n_iters", self.n_iters)
 
 
 def _fingerprint(ma, config, th):
@@ -79,10 +79,6 @@ def _fingerprint(ma, config, th):
         "thresholds": th.__dict__,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _seed(root, *parts):
-    return int(np.random.SeedSequence([root, *parts]).generate_state(1, np.uint32)[0])
 
 
 def _approximate(matrix, n_voxels):
@@ -120,13 +116,13 @@ def run_stability(ma, configs, th, seed=None, store=None, chunk_iters=None,
             key = f"stability-{name}"
             plans[key] = ResamplingNullPlan(ma, stat_cut(*full_null, th.voxel_thresh), sample,
                                             config.kept)
-            seeds[key] = _seed(st.seed, zlib.crc32(name.encode()))
+            seeds[key] = derive_seed(st.seed, zlib.crc32(name.encode()))
         for r in pending if config.refit == "full" else ():
             key = f"stability-{name}-r{r:05d}"
             weights, bins = replicate_nulls[name][r]
             plans[key] = ResamplingNullPlan(ma.subset(config.subsets[r]),
                                             stat_cut(weights, bins, th.voxel_thresh), sample)
-            seeds[key] = _seed(st.seed, zlib.crc32(name.encode()), int(r))
+            seeds[key] = derive_seed(st.seed, zlib.crc32(name.encode()), int(r))
     nulls = run_nulls(plans, th.n_iters, seeds, chunk_iters, store) if plans else {}
 
     def size_cut(key):

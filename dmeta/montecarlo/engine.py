@@ -11,8 +11,8 @@ from distributed import as_completed
 from tqdm.auto import tqdm
 
 from dmeta.compute import session
-from dmeta.errors import InputError
 from dmeta.montecarlo.store import NullStore
+from dmeta.validation import check_positive_int
 
 DEFAULT_CHUNK_ITERS = 250
 
@@ -75,8 +75,7 @@ def run_nulls(plans, n_iters, seed=None, chunk_iters=None, store=None):
     dict of str to (xarray.Dataset, numpy.ndarray)
         ``(nulls, hist)`` per name, as :func:`run_null` returns them.
     """
-    if not (isinstance(n_iters, int) and n_iters > 0):
-        raise InputError(f"n_iters must be a positive integer, got {n_iters!r}")
+    check_positive_int("n_iters", n_iters)
     chunk_iters = chunk_iters or default_chunk_iters(n_iters)
     seeds = seed if isinstance(seed, dict) else dict.fromkeys(plans, seed)
     stores = {name: NullStore.open(store, name, plan, seeds.get(name), chunk_iters)

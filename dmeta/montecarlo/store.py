@@ -11,9 +11,8 @@ seed and the block size; a store written for other inputs is refused, never mixe
 
 import numpy as np
 import xarray as xr
-import zarr
 
-from dmeta.errors import InputError
+from dmeta.fingerprinted_group import open_fingerprinted_group
 
 NULL_NAMES = ("max_stat", "max_cluster_size", "max_cluster_mass")
 
@@ -29,30 +28,16 @@ class NullStore:
     @classmethod
     def open(cls, path, name, plan, seed, chunk_iters):
         """Open (or create) the null ``name`` for ``plan``; refuse a mismatched one."""
-        root = zarr.open_group(zarr.storage.MemoryStore() if path is None else str(path), mode="a")
-        mc = root.require_group("montecarlo")
-        if name in mc:
-            group = mc[name]
-            attrs = dict(group.attrs)
-            if attrs.get("fingerprint") != plan.fingerprint() or (
-                seed is not None and attrs.get("seed") != seed
-            ):
-                raise InputError(
-                    f"{path}: holds a Monte Carlo null computed from other inputs or "
-                    f"parameters (seed {attrs.get('seed')}); use another --out/store or "
-                    "delete it"
-                )
-            return cls(group, attrs["seed"], attrs["chunk_iters"])
-        if seed is None:
-            seed = int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
-        group = mc.create_group(name)
-        group.create_array("values", shape=(0, 3), chunks=(chunk_iters, 3), dtype="f8")
-        group.create_array("hist", shape=(0, plan.n_bins), chunks=(1, plan.n_bins), dtype="i8")
-        group.create_array("filled", shape=(0,), chunks=(1,), dtype="i8", fill_value=0)
-        group.attrs.update(
-            {"fingerprint": plan.fingerprint(), "seed": int(seed), "chunk_iters": chunk_iters}
-        )
-        return cls(group, int(seed), chunk_iters)
+        def build(group):
+            group.create_array("values", shape=(0, 3), chunks=(chunk_iters, 3), dtype="f8")
+            group.create_array("hist", shape=(0, plan.n_bins), chunks=(1, plan.n_bins),
+                               dtype="i8")
+            group.create_array("filled", shape=(0,), chunks=(1,), dtype="i8", fill_value=0)
+            return {"chunk_iters": chunk_iters}
+
+        group = open_fingerprinted_group(path, "montecarlo", name, plan.fingerprint(), seed,
+                                         build, "a Monte Carlo null", "--out/store")
+        return cls(group, int(group.attrs["seed"]), group.attrs["chunk_iters"])
 
     def _blocks(self, n_iters):
         c = self.chunk_iters

@@ -9,11 +9,12 @@ from dmeta.coordinates import CoordinateSet
 from dmeta.errors import InputError
 from dmeta.params import Parameters
 from dmeta.results import MetaResult
+from dmeta.seeds import settle_seed
 from dmeta.stats import p_to_logp, p_to_z
+from dmeta.validation import check_positive_int
 from dmeta.versions import versions
 from dmeta.subtraction.permutation import (
     DEFAULT_CHUNK_VOXELS,
-    check_positive_int,
     group_log_complement,
     log_complement_blocks,
     nimare_difference,
@@ -102,7 +103,7 @@ class ALESubtraction(Parameters):
                   for c in (cset1, cset2)]
         self.ma1_, self.ma2_ = (g.estimator.ma_ for g in groups)
         self.space_ = groups[0].space
-        self.seed_ = _resolve_seed(self.seed)
+        self.seed_ = settle_seed(self.seed)
 
         pooled = pooled_csr(self.ma1_, self.ma2_)
         blocks = log_complement_blocks(pooled, self.chunk_voxels or DEFAULT_CHUNK_VOXELS)
@@ -209,11 +210,3 @@ def _check_groups(cset1, cset2):
             f"{len(shared)} analysis id(s) are in both groups ({cset1.source or 'group 1'} and "
             f"{cset2.source or 'group 2'}): {listing}; a subtraction needs disjoint groups"
         )
-
-
-def _resolve_seed(seed):
-    if seed is None:
-        return int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)

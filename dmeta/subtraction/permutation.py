@@ -22,6 +22,7 @@ from scipy import sparse
 
 from dmeta.compute import session
 from dmeta.errors import InputError
+from dmeta.validation import check_positive_int
 
 DEFAULT_CHUNK_ITERS = 500
 DEFAULT_CHUNK_VOXELS = 32768
@@ -164,12 +165,6 @@ def _bisect(lo, hi, wide, below):
         hi[active] = np.where(go_up, hi[active], mid)
         active = active[hi[active] - lo[active] > 1]
     return lo, hi
-
-
-def check_positive_int(name, value):
-    """InputError unless ``value`` is a positive integer."""
-    if isinstance(value, bool) or not (isinstance(value, (int, np.integer)) and value > 0):
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
 
 
 def log_complement_blocks(ma_csr, chunk_voxels=DEFAULT_CHUNK_VOXELS):

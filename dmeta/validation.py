@@ -1,0 +1,33 @@
+"""Checks of small parameters, each raising :class:`~dmeta.errors.InputError` that names the
+parameter and the value it got. Bools are refused wherever an integer is wanted.
+"""
+
+import numpy as np
+
+from dmeta.errors import InputError
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_positive_int(name, value):
+    """InputError unless ``value`` is a positive integer."""
+    if not (_is_int(value) and value > 0):
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
+
+
+def check_int_range(name, value, low, high, detail=""):
+    """InputError unless ``value`` is an integer from ``low`` to ``high`` (inclusive).
+
+    ``detail`` is inserted after the range in the message, e.g. ``" for 20 analyses"``.
+    """
+    if not (_is_int(value) and low <= value <= high):
+        raise InputError(f"{name} must be an integer from {low} to {high}{detail}, "
+                         f"got {value!r}")
+
+
+def check_choice(name, value, choices):
+    """InputError unless ``value`` is one of ``choices`` (a tuple, shown as is)."""
+    if value not in choices:
+        raise InputError(f"{name} must be one of {choices}, got {value!r}")
