@@ -5,10 +5,10 @@ import copy
 import numpy as np
 
 from dmeta.approximate_null import approximate_null, hist_to_p, histogram_bins
+from dmeta.base import DmetaBase
 from dmeta.coordinates import CoordinateSet
 from dmeta.errors import InputError
 from dmeta.modeled_activation import OUTSIDE_TABLE, ModeledActivation
-from dmeta.params import Parameters
 from dmeta.results import MetaResult
 from dmeta.space import Space
 from dmeta.stats import p_to_logp, p_to_z
@@ -18,7 +18,7 @@ from dmeta.versions import versions
 NULL_METHODS = ("approximate", "montecarlo")
 
 
-class ALE(Parameters):
+class ALE(DmetaBase):
     """Activation likelihood estimation (Turkeltaub et al., 2002; Eickhoff et al., 2009, 2012).
 
     Parameters

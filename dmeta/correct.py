@@ -3,7 +3,9 @@
 import numpy as np
 from scipy import special
 
+from dmeta.ale import ALE
 from dmeta.approximate_null import hist_to_threshold
+from dmeta.base import DmetaBase
 from dmeta.clusters import supra_threshold_clusters
 from dmeta.errors import InputError
 from dmeta.montecarlo import NullPlan, run_null
@@ -14,7 +16,7 @@ from dmeta.versions import versions
 _SUFFIX = "corr-FWE_method-montecarlo"
 
 
-class FWECorrector:
+class FWECorrector(DmetaBase):
     """Family-wise error correction by Monte Carlo simulation of random-foci datasets.
 
     Each iteration scatters every analysis's foci at random in-mask voxels, rebuilds ALE and
@@ -59,8 +61,9 @@ class FWECorrector:
         if not 0 < self.voxel_thresh < 1:
             raise InputError(f"voxel_thresh must be a p-value in (0, 1), got {self.voxel_thresh}")
         ale = result.estimator
-        if ale is None or not hasattr(ale, "ma_"):
+        if not isinstance(ale, ALE):
             raise InputError("FWE correction needs the result of ALE.fit in this session")
+        ale.check_fitted("ma_", "null_weights_", "bins_")
         thresh = float(hist_to_threshold(ale.null_weights_, ale.bins_, self.voxel_thresh))
         nulls, _ = run_null(NullPlan(ale.ma_, thresh), self.n_iters, self.seed,
                             self.chunk_iters, self.store)
@@ -113,7 +116,7 @@ def _record_correction(result, suffix, record):
     result.attrs["versions"] = versions()
 
 
-class FDRCorrector:
+class FDRCorrector(DmetaBase):
     """False discovery rate correction of every uncorrected p map, NiMARE's way.
 
     Benjamini-Hochberg (``method="indep"``) or Benjamini-Yekutieli (``"negcorr"``) step-up

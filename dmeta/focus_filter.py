@@ -4,14 +4,14 @@ dmeta, like NiMARE, keeps every focus by default (a focus just outside the mask 
 its kernel into it); this is for analysts whose protocol excludes such foci.
 """
 
+from dmeta.base import DmetaBase
 from dmeta.coordinates import CoordinateSet
 from dmeta.errors import InputError
 from dmeta.messages import examples, warn
-from dmeta.params import Parameters
 from dmeta.space import Space
 
 
-class FocusFilter(Parameters):
+class FocusFilter(DmetaBase):
     """Remove foci outside the mask from a coordinate set (NiMARE's ``FocusFilter``).
 
     Parameters

@@ -5,10 +5,10 @@ Diagnostics are called generically (a copy of each, with ``target_image`` set, t
 """
 
 import copy
-import inspect
 from pathlib import Path
 
 from dmeta.ale import ALE
+from dmeta.base import DmetaBase, param_defaults
 from dmeta.correct import FDRCorrector, FWECorrector
 from dmeta.errors import InputError
 from dmeta.subtraction import ALESubtraction
@@ -24,39 +24,56 @@ def _diagnostic_classes():
     return {"focuscounter": diagnostics.FocusCounter, "jackknife": diagnostics.Jackknife}
 
 
-class _Workflow:
+class _Workflow(DmetaBase):
     _estimators = {}
     _estimator_type = None
 
     def __init__(self, estimator=None, corrector=None, diagnostics=None, voxel_thresh=1.65,
                  cluster_threshold=10, output_dir=None):
+        self.estimator = estimator
+        self.corrector = corrector
+        self.diagnostics = diagnostics
         self.voxel_thresh = voxel_thresh
         self.cluster_threshold = cluster_threshold
         self.output_dir = output_dir
-        self.estimator = _resolve(estimator, self._estimators, self._estimator_type,
-                                  "estimator")
-        self.corrector = _resolve(corrector or "montecarlo", _CORRECTORS,
-                                  tuple(_CORRECTORS.values()), "corrector")
+        # As in NiMARE, an unknown estimator, corrector or diagnostic fails here, not at fit.
+        self._steps()
+
+    def _steps(self):
+        """The estimator, corrector and diagnostics objects the parameters name.
+
+        Resolved at each fit, so that ``set_params`` takes effect as it does for any
+        other parameter.
+        """
+        estimator = _resolve(self.estimator, self._estimators, self._estimator_type,
+                             "estimator")
+        corrector = _resolve(self.corrector or "montecarlo", _CORRECTORS,
+                             tuple(_CORRECTORS.values()), "corrector")
+        diagnostics = self.diagnostics
         if diagnostics is None:
             diagnostics = []
         elif not isinstance(diagnostics, (list, tuple)):
             diagnostics = [diagnostics]
-        self.diagnostics = [self._with_defaults(_resolve_diagnostic(d)) for d in diagnostics]
+        return estimator, corrector, [self._with_defaults(_resolve_diagnostic(d))
+                                      for d in diagnostics]
 
     def _with_defaults(self, diagnostic):
-        """The workflow's cluster settings for parameters the diagnostic left at default."""
+        """A copy of ``diagnostic`` with the workflow's cluster settings for parameters it
+        left at default (read from its constructor: user-written diagnostics qualify)."""
         diagnostic = copy.deepcopy(diagnostic)
-        defaults = inspect.signature(type(diagnostic).__init__).parameters
+        defaults = param_defaults(type(diagnostic))
         for name, value in (("voxel_thresh", self.voxel_thresh),
                             ("cluster_threshold", self.cluster_threshold)):
-            if name in defaults and getattr(diagnostic, name, None) == defaults[name].default:
+            if name in defaults and getattr(diagnostic, name, None) == defaults[name]:
                 setattr(diagnostic, name, value)
         return diagnostic
 
-    def _transform(self, result):
-        corrected = self.corrector.transform(result)
-        for target in self.target_images(corrected):
-            for diagnostic in self.diagnostics:
+    def _run(self, *csets):
+        """Fit the estimator to ``csets``, correct, and run each diagnostic on each target."""
+        estimator, corrector, diagnostics = self._steps()
+        corrected = corrector.transform(estimator.fit(*csets))
+        for target in self.target_images(corrected, isinstance(corrector, FWECorrector)):
+            for diagnostic in diagnostics:
                 diagnostic = copy.copy(diagnostic)
                 diagnostic.target_image = target
                 corrected = diagnostic.transform(corrected)
@@ -66,12 +83,9 @@ class _Workflow:
             (out / "boilerplate.txt").write_text(corrected.description)
         return corrected
 
-    def target_images(self, result):
-        """Corrected z maps to diagnose."""
+    def target_images(self, result, montecarlo):
+        """Corrected z maps to diagnose (``montecarlo``: the result of Monte Carlo FWE)."""
         raise NotImplementedError
-
-    def _montecarlo(self):
-        return isinstance(self.corrector, FWECorrector)
 
 
 class CBMAWorkflow(_Workflow):
@@ -95,10 +109,10 @@ class CBMAWorkflow(_Workflow):
 
     def fit(self, cset):
         """Run the workflow on a :class:`~dmeta.CoordinateSet`; returns the final result."""
-        return self._transform(self.estimator.fit(cset))
+        return self._run(cset)
 
-    def target_images(self, result):
-        parts = ("_desc-mass", "_corr-") if self._montecarlo() else ("_corr-",)
+    def target_images(self, result, montecarlo):
+        parts = ("_desc-mass", "_corr-") if montecarlo else ("_corr-",)
         return [n for n in result.maps.data_vars
                 if n.startswith("z_") and all(p in n for p in parts)]
 
@@ -120,11 +134,11 @@ class PairwiseCBMAWorkflow(_Workflow):
 
     def fit(self, cset1, cset2):
         """Run the workflow on two coordinate sets (group 1 minus group 2)."""
-        return self._transform(self.estimator.fit(cset1, cset2))
+        return self._run(cset1, cset2)
 
-    def target_images(self, result):
+    def target_images(self, result, montecarlo):
         names = [n for n in result.maps.data_vars if n.startswith("z_") and "_corr-" in n]
-        if not self._montecarlo():
+        if not montecarlo:
             return [n for n in names if "_desc-" in n]
         return ([n for n in names if _PAIRWISE_MASS in n]
                 or [n for n in names if _PAIRWISE_VOXEL in n])

@@ -8,8 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dmeta.ale import ALE
+from dmeta.base import DmetaBase
 from dmeta.diagnostics.tables import TAIL_LABELS, cluster_table
 from dmeta.errors import InputError
+from dmeta.subtraction import ALESubtraction
 
 
 @dataclass
@@ -30,9 +33,11 @@ def analysis_groups(result):
     estimator = result.estimator
     if estimator is None:
         raise InputError("diagnostics need a result fitted in this session (result.estimator)")
-    if hasattr(estimator, "ma1_") and hasattr(estimator, "ma2_"):
+    if isinstance(estimator, ALESubtraction):
+        estimator.check_fitted("ma1_", "ma2_")
         return [Group(estimator.ma1_, 1), Group(estimator.ma2_, -1)]
-    if hasattr(estimator, "ma_"):
+    if isinstance(estimator, ALE):
+        estimator.check_fitted("ma_")
         return [Group(estimator.ma_, 1)]
     raise InputError(f"diagnostics support ALE and ALESubtraction results, not "
                      f"{type(estimator).__name__}")
@@ -46,7 +51,7 @@ def statistic_map(result):
     raise InputError("the result has neither a 'stat' nor a 'stat_desc-group1MinusGroup2' map")
 
 
-class Diagnostics:
+class Diagnostics(DmetaBase):
     """Characterise each analysis's part in each cluster of a target map.
 
     Parameters

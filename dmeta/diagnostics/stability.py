@@ -2,12 +2,13 @@
 
 import pandas as pd
 
+from dmeta.base import DmetaBase
 from dmeta.diagnostics.base import analysis_groups
 from dmeta.diagnostics.sweep import Config, Thresholds, run_stability
 from dmeta.errors import InputError
 
 
-class ResampledStability:
+class ResampledStability(DmetaBase):
     """Voxelwise stability of the thresholded ALE under resampling of its analyses.
 
     Each replicate keeps a subset of the analyses (``leave_1_out``, ``leave_k_out`` or

@@ -5,9 +5,9 @@ import copy
 import numpy as np
 
 from dmeta.ale import ALE
+from dmeta.base import DmetaBase
 from dmeta.coordinates import CoordinateSet
 from dmeta.errors import InputError
-from dmeta.params import Parameters
 from dmeta.results import MetaResult
 from dmeta.seeds import settle_seed
 from dmeta.stats import p_to_logp, p_to_z
@@ -27,7 +27,7 @@ DESC = "desc-group1MinusGroup2"
 TIE_HANDLING = ("exact", "nimare")
 
 
-class ALESubtraction(Parameters):
+class ALESubtraction(DmetaBase):
     """ALE subtraction analysis (Laird et al., 2005; Eickhoff et al., 2012).
 
     Every in-mask voxel is tested two-sided: the observed ALE difference against its
