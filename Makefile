@@ -19,6 +19,7 @@ demo: install
 	$(BIN)/dmeta demo --out dmeta-demo
 
 test: install-test
+	$(BIN)/ruff check dmeta tests benchmarks
 	$(BIN)/python -m pytest -q
 
 clean:

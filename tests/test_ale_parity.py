@@ -7,15 +7,15 @@ analyses without sample sizes).
 
 import warnings
 
+import dmeta
 import numpy as np
 import pytest
-
-import dmeta
 from dmeta.datasets import example_path
 
 nimare = pytest.importorskip("nimare")
 from nimare.meta.cbma import ALE as NiMAREALE  # noqa: E402
 from nimare.meta.kernel import ALEKernel  # noqa: E402
+
 from nimare_reference import nimare_dataset  # noqa: E402
 
 

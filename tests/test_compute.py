@@ -19,7 +19,6 @@ import dask.array as da
 import psutil
 import pytest
 from distributed.core import Status
-
 from dmeta.compute import (
     ClusterError,
     _import_jobqueue,
@@ -169,9 +168,9 @@ def test_pbs_job_script_from_shipped_config(tmp_path, monkeypatch):
     assert "#PBS -l select=1:ncpus=4:mem=16GB" in lines
     assert "#PBS -e dask-logs/" in lines
     assert "cd $PBS_O_WORKDIR" in lines
-    assert any(l.startswith("export OMP_NUM_THREADS=1") for l in lines)
+    assert any(line.startswith("export OMP_NUM_THREADS=1") for line in lines)
     # prologue lines come before the worker command
-    worker = next(l for l in lines if "distributed.cli.dask_worker" in l)
+    worker = next(line for line in lines if "distributed.cli.dask_worker" in line)
     assert lines.index("cd $PBS_O_WORKDIR") < lines.index(worker)
     assert worker.startswith(sys.executable)
     assert "--nworkers 4" in worker and "--nthreads 1" in worker
@@ -192,8 +191,8 @@ def test_slurm_job_script_from_shipped_config(tmp_path, monkeypatch):
     assert "#SBATCH --cpus-per-task=4" in lines
     assert "#SBATCH --mem=16G" in lines
     assert "#SBATCH -t 02:00:00" in lines
-    assert not any(l.startswith("#SBATCH -p") for l in lines)  # queue: null
-    worker = next(l for l in lines if "distributed.cli.dask_worker" in l)
+    assert not any(line.startswith("#SBATCH -p") for line in lines)  # queue: null
+    worker = next(line for line in lines if "distributed.cli.dask_worker" in line)
     assert "--nworkers 4" in worker and "--nthreads 1" in worker
 
 

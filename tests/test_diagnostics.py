@@ -6,16 +6,16 @@ of voxel blocking. Both get every focus, including the 26 outside the mask.
 import copy
 import warnings
 
+import dmeta
 import numpy as np
 import pandas as pd
 import pytest
-
-import dmeta
 from dmeta.diagnostics.tables import peak_map_name
 
 nimare = pytest.importorskip("nimare")
 import nimare.diagnostics as nd  # noqa: E402
 from nimare.meta.cbma import ALE as NiMAREALE  # noqa: E402
+
 from nimare_reference import nimare_dataset  # noqa: E402
 
 THRESH = 3.1

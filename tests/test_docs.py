@@ -4,9 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import dmeta
+import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -9,14 +9,14 @@ overlap NiMARE's with Dice >= 0.9.
 
 import warnings
 
+import dmeta
 import numpy as np
 import pytest
-
-import dmeta
 
 nimare = pytest.importorskip("nimare")
 from nimare.correct import FWECorrector as NiMAREFWECorrector  # noqa: E402
 from nimare.meta.cbma import ALE as NiMAREALE  # noqa: E402
+
 from nimare_reference import nimare_dataset  # noqa: E402
 
 N_ITERS = 5000

@@ -7,12 +7,11 @@ import shutil
 import warnings
 from pathlib import Path
 
+import dmeta.datasets
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-
-import dmeta.datasets
 from dmeta.coordinates import CoordinateSet
 from dmeta.datasets import default_mask_path, example_path, load_example
 from dmeta.errors import InputError
@@ -466,7 +465,8 @@ def test_unknown_spaces_are_kept_untransformed_with_one_counting_warning(tmp_pat
     if which == 1:
         assert "1 in OTHER" in messages[0] and "1 in (no label)" in messages[0]
         assert cset.foci["space"].tolist() == ["MNI", "OTHER", ""]
-        np.testing.assert_array_equal(cset.foci[["x", "y", "z"]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+        np.testing.assert_array_equal(cset.foci[["x", "y", "z"]],
+                                      [[1, 2, 3], [4, 5, 6], [7, 8, 9]])
 
 
 def test_unknown_space_drop_and_error(tmp_path):

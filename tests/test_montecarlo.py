@@ -5,9 +5,6 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from dmeta.ale import ale_statistic
 from dmeta.approximate_null import hist_to_threshold
 from dmeta.clusters import supra_threshold_clusters
@@ -16,6 +13,8 @@ from dmeta.errors import InputError
 from dmeta.modeled_activation import _ma_matrix
 from dmeta.montecarlo import NullPlan, run_null
 from dmeta.montecarlo.store import NullStore
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +36,8 @@ def _dense_iteration(ma, plan, draws):
 def test_block_matches_dense_reference(knowledge_ale, plan):
     values, _ = plan.run(seed=7, start=0, stop=6)
     for it, row in enumerate(values):
-        expected = _dense_iteration(knowledge_ale.estimator.ma_, plan, plan.draws(7, it, it + 1)[0])
+        draws = plan.draws(7, it, it + 1)[0]
+        expected = _dense_iteration(knowledge_ale.estimator.ma_, plan, draws)
         np.testing.assert_allclose(row, expected, rtol=2e-4, atol=1e-6)
     assert values[:, 1].max() > 0, "some iteration should form a cluster"
 

@@ -34,6 +34,10 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     images = [output for cell in notebook.cells for output in cell.get("outputs", [])
               if "image/png" in output.get("data", {})]
     assert len(images) == {"01": 2, "02": 5}[path.name[:2]]
+    # A result ending a cell shows its HTML summary (its inline figure is no image/png output).
+    html = [output["data"]["text/html"] for cell in notebook.cells
+            for output in cell.get("outputs", []) if "text/html" in output.get("data", {})]
+    assert any('class="dmeta-result"' in "".join(text) for text in html)
     # Every focus is used and the user is told so: no warning is silenced.
     code = "".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
     assert "filterwarnings" not in code and "simplefilter" not in code

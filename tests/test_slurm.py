@@ -16,7 +16,6 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 import pytest
-
 from dmeta.compute import ClusterError, active_client, connect, session
 
 from slurm_fixtures import (  # noqa: F401  (fixtures are used by name)
@@ -30,7 +29,8 @@ from slurm_fixtures import (  # noqa: F401  (fixtures are used by name)
 
 
 def _slurm_config() -> dict[str, str]:
-    out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=10)
+    out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True,
+                         timeout=10)
     conf = {}
     for line in out.stdout.splitlines():
         key, sep, value = line.partition("=")
@@ -89,7 +89,7 @@ def test_session_cancels_jobs_and_jobcomp_logs_them(slurm_available, tmp_path):
         deadline = time.monotonic() + 15
         lines = []
         while time.monotonic() < deadline:
-            lines = [l for l in log.read_text().splitlines() if f"JobId={job_id} " in l]
+            lines = [line for line in log.read_text().splitlines() if f"JobId={job_id} " in line]
             if lines:
                 break
             time.sleep(0.5)
@@ -133,8 +133,10 @@ def test_fwe_on_slurm_equals_a_local_run(slurm_cluster, client, knowledge_ale):
     with slurm_cluster.as_current():
         before = slurm_job_ids(slurm_cluster)
         on_slurm = corrector.transform(knowledge_ale)
-        ran_on = set(slurm_cluster.run(lambda: __import__("os").environ.get("SLURM_JOB_ID")).values())
+        job_ids = slurm_cluster.run(lambda: __import__("os").environ.get("SLURM_JOB_ID"))
+        ran_on = set(job_ids.values())
     assert ran_on and ran_on <= before
     assert on_slurm.nulls.identical(local.nulls)
     for name in local.maps:
-        np.testing.assert_array_equal(on_slurm.get_map(name, "array"), local.get_map(name, "array"))
+        np.testing.assert_array_equal(on_slurm.get_map(name, "array"),
+                                      local.get_map(name, "array"))

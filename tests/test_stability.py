@@ -6,10 +6,9 @@ sweeps, and stable-voxel counts within Monte Carlo error of NiMARE 0.22.1.
 import copy
 import warnings
 
+import dmeta
 import numpy as np
 import pytest
-
-import dmeta
 from dmeta.clusters import supra_threshold_clusters
 from dmeta.datasets import example_path
 from dmeta.diagnostics import store as store_module
@@ -171,6 +170,7 @@ def test_stable_voxels_within_monte_carlo_error_of_nimare(client, pain_ale, tmp_
     from nimare.correct import FWECorrector
     from nimare.diagnostics import ResampledStability as NiMAREStability
     from nimare.meta.cbma import ALE as NiMAREALE
+
     from nimare_reference import nimare_dataset
 
     space = pain_ale.space

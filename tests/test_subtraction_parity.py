@@ -9,13 +9,13 @@ correlate at r >= 0.99 over every tested (in-mask) voxel and the voxels with |z|
 import time
 import warnings
 
+import dmeta
 import numpy as np
 import pytest
 
-import dmeta
-
 nimare = pytest.importorskip("nimare")
 from nimare.meta.cbma import ALESubtraction as NiMAREALESubtraction  # noqa: E402
+
 from nimare_reference import nimare_dataset  # noqa: E402
 
 N_ITERS = 10_000

@@ -14,8 +14,8 @@ from dmeta.errors import InputError
 from dmeta.io.nimare_json import dataset_from_dict, is_nimare_dataset, read_nimare_json
 from dmeta.io.parquet_studyset import read_parquet_studyset
 from dmeta.io.sleuth import parse_sleuth, read_sleuth, read_text
-from dmeta.io.studyset_json import read_json, read_studyset_json, studyset_from_dict
 from dmeta.io.spaces import UNKNOWN_SPACE_POLICIES, check_unknown_space, tal2mni
+from dmeta.io.studyset_json import read_json, read_studyset_json, studyset_from_dict
 
 __all__ = [
     "UNKNOWN_SPACE_POLICIES",

@@ -6,13 +6,21 @@ Dask dashboard).
 """
 
 import math
+import warnings
 
 from distributed import as_completed
-from tqdm.auto import tqdm
+from tqdm import TqdmWarning
 
 from dmeta.compute import session
 from dmeta.montecarlo.store import NullStore
 from dmeta.validation import check_positive_int
+
+with warnings.catch_warnings():
+    # tqdm.auto draws a widget in Jupyter (when ipywidgets is installed) and text elsewhere;
+    # it warns on import that the widget is "experimental", or that ipywidgets is missing
+    # and it falls back to text. Either way the bar works, so the warning is only noise.
+    warnings.simplefilter("ignore", TqdmWarning)
+    from tqdm.auto import tqdm
 
 DEFAULT_CHUNK_ITERS = 250
 

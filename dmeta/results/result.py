@@ -19,6 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from dmeta.errors import InputError
+from dmeta.results.display import result_html
 from dmeta.results.store import read_result_store, write_result_store
 from dmeta.space import Space
 
@@ -158,6 +159,14 @@ class MetaResult:
             f"MetaResult(maps={list(self.maps)}, tables={list(self.tables)}, "
             f"nulls={nulls}, space={self.space!r})"
         )
+
+    def _repr_html_(self) -> str:
+        """The summary Jupyter shows when a cell ends with a result.
+
+        See :mod:`dmeta.results.display`: estimator and parameters, corrections, maps with
+        their suprathreshold voxel counts, tables, nulls and a thumbnail of the main z map.
+        """
+        return result_html(self)
 
     def get_map(self, name: str, return_type: str = "image"):
         """Return one map as a NIfTI image or as its in-mask vector.

@@ -113,7 +113,7 @@ def _index_dtypes(index: pd.Index) -> list:
 
 
 def _object_positions(dtypes) -> list[int]:
-    return [i for i, dtype in enumerate(dtypes) if dtype == object]
+    return [i for i, dtype in enumerate(dtypes) if dtype == np.dtype(object)]
 
 
 def _is_mixed(column: pd.Series) -> bool:

@@ -11,8 +11,6 @@ from dmeta.errors import InputError
 from dmeta.results import MetaResult
 from dmeta.seeds import settle_seed
 from dmeta.stats import p_to_logp, p_to_z
-from dmeta.validation import check_positive_int
-from dmeta.versions import versions
 from dmeta.subtraction.permutation import (
     DEFAULT_CHUNK_VOXELS,
     group_log_complement,
@@ -22,6 +20,8 @@ from dmeta.subtraction.permutation import (
     pooled_csr,
     tail_thresholds,
 )
+from dmeta.validation import check_positive_int
+from dmeta.versions import versions
 
 DESC = "desc-group1MinusGroup2"
 TIE_HANDLING = ("exact", "nimare")
