@@ -27,10 +27,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dmeta  # noqa: E402
+from bench_fwe import check_same_input, measure, ratio  # noqa: E402
 from dmeta.compute import close, connect  # noqa: E402
 from dmeta.datasets import example_path  # noqa: E402
-
-from bench_fwe import check_same_input, measure, ratio  # noqa: E402
 
 TARGET = "z_desc-size_level-cluster_corr-FWE_method-montecarlo"
 

@@ -27,9 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TQDM_DISABLE", "1")  # before tqdm is imported: it reads this once
 
 import dmeta  # noqa: E402
-from dmeta.datasets import example_path  # noqa: E402
-
 from bench_fwe import UnequalWork, _peak_rss_mb, local_cluster, measure, ratio  # noqa: E402
+from dmeta.datasets import example_path  # noqa: E402
 from synthetic import synthetic_foci, to_coordinate_set, to_nimare_dataset  # noqa: E402
 
 NIMARE = "NiMARE n_cores=1"

@@ -25,9 +25,10 @@ NiMARE (a :class:`nimare.dataset.Dataset`), so both fit the same ALE to the same
 
 import functools
 
-import dmeta
 import numpy as np
 import pandas as pd
+
+import dmeta
 from dmeta.space import Space
 
 #: The bundled real coordinate sets the synthetic ones are shaped like.

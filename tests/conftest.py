@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from dmeta.datasets import default_mask_path
 from dmeta.space import Space
 

@@ -7,9 +7,10 @@ analyses without sample sizes).
 
 import warnings
 
-import dmeta
 import numpy as np
 import pytest
+
+import dmeta
 from dmeta.datasets import example_path
 
 nimare = pytest.importorskip("nimare")

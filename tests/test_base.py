@@ -1,11 +1,11 @@
 """The shared base: parameters read from constructors, readable repr, the fitted check."""
 
-import dmeta
 import numpy as np
 import pytest
+
+import dmeta
 from dmeta.base import DmetaBase
 from dmeta.errors import InputError
-
 from test_subtraction import _cset
 
 # Each public class with one parameter changed from its default.

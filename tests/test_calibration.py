@@ -9,12 +9,13 @@ than 5% of the time (one-sided binomial test at 1%).
 import sys
 from pathlib import Path
 
-import dmeta
 import numpy as np
 import pytest
+from scipy import stats
+
+import dmeta
 from dmeta.space import Space
 from dmeta.stats import p_to_z
-from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from calibration import (  # noqa: E402

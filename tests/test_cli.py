@@ -3,9 +3,10 @@
 import subprocess
 import sys
 
-import dmeta
 import numpy as np
 import pytest
+
+import dmeta
 from dmeta.cli import main
 from dmeta.datasets import example_path
 

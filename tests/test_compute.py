@@ -19,6 +19,7 @@ import dask.array as da
 import psutil
 import pytest
 from distributed.core import Status
+
 from dmeta.compute import (
     ClusterError,
     _import_jobqueue,

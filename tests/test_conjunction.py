@@ -1,9 +1,10 @@
 """conjunction: voxelwise minimum where every map is positive, 0 elsewhere."""
 
-import dmeta
 import nibabel as nib
 import numpy as np
 import pytest
+
+import dmeta
 from dmeta.errors import InputError
 
 AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])

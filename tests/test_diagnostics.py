@@ -6,10 +6,11 @@ of voxel blocking. Both get every focus, including the 26 outside the mask.
 import copy
 import warnings
 
-import dmeta
 import numpy as np
 import pandas as pd
 import pytest
+
+import dmeta
 from dmeta.diagnostics.tables import peak_map_name
 
 nimare = pytest.importorskip("nimare")

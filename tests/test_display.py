@@ -5,9 +5,10 @@ corrections) for a fresh result and one read back from Zarr, and escape every na
 text it takes from the result.
 """
 
-import dmeta
 import numpy as np
 import pytest
+
+import dmeta
 from dmeta.results import MetaResult, open_result
 from dmeta.results.display import CORRECTED_Z, UNCORRECTED_Z
 

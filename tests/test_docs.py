@@ -4,8 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dmeta
 import pytest
+
+import dmeta
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -1,8 +1,9 @@
 """FDRCorrector equals NiMARE's FDR maps exactly when given the same uncorrected maps."""
 
-import dmeta
 import numpy as np
 import pytest
+
+import dmeta
 from dmeta.errors import InputError
 
 nimare = pytest.importorskip("nimare")

@@ -9,9 +9,10 @@ overlap NiMARE's with Dice >= 0.9.
 
 import warnings
 
-import dmeta
 import numpy as np
 import pytest
+
+import dmeta
 
 nimare = pytest.importorskip("nimare")
 from nimare.correct import FWECorrector as NiMAREFWECorrector  # noqa: E402

@@ -7,11 +7,12 @@ import shutil
 import warnings
 from pathlib import Path
 
-import dmeta.datasets
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+
+import dmeta.datasets
 from dmeta.coordinates import CoordinateSet
 from dmeta.datasets import default_mask_path, example_path, load_example
 from dmeta.errors import InputError

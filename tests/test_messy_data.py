@@ -3,13 +3,13 @@ warning per kind of problem and the full lists kept as tables."""
 
 import warnings
 
-import dmeta
 import numpy as np
 import pytest
+
+import dmeta
 from dmeta.errors import InputError
 from dmeta.modeled_activation import OUTSIDE_TABLE
 from dmeta.space import Space
-
 from neurostore_export import BEYOND_EDGE, FAR_AWAY, NO_SAMPLE_SIZE, SPACES, VENTRICLES
 
 

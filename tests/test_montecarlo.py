@@ -5,6 +5,9 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from dmeta.ale import ale_statistic
 from dmeta.approximate_null import hist_to_threshold
 from dmeta.clusters import supra_threshold_clusters
@@ -13,8 +16,6 @@ from dmeta.errors import InputError
 from dmeta.modeled_activation import _ma_matrix
 from dmeta.montecarlo import NullPlan, run_null
 from dmeta.montecarlo.store import NullStore
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,11 @@ import subprocess
 import warnings
 from pathlib import Path
 
-import dmeta
 import numpy as np
 import pandas as pd
 import pytest
+
+import dmeta
 from dmeta.cli import main
 from dmeta.results import MetaResult
 

@@ -6,9 +6,10 @@ import subprocess
 import sys
 import time
 
-import dmeta
 import pytest
 from distributed import Client, LocalCluster
+
+import dmeta
 from dmeta.datasets import example_path
 from dmeta.montecarlo.store import NullStore
 

@@ -11,12 +11,13 @@ import pandas as pd
 import pytest
 import xarray as xr
 import zarr
-from dmeta.errors import InputError
-from dmeta.results import MetaResult, open_result
-from dmeta.results import store as results
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+
+from dmeta.errors import InputError
+from dmeta.results import MetaResult, open_result
+from dmeta.results import store as results
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 import pytest
-from dmeta.compute import ClusterError, active_client, connect, session
 
+from dmeta.compute import ClusterError, active_client, connect, session
 from slurm_fixtures import (  # noqa: F401  (fixtures are used by name)
     SLURM_CLUSTER_JOBS,
     slurm_available,

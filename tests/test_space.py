@@ -7,13 +7,14 @@ import types
 import nibabel as nib
 import numpy as np
 import pytest
-from dmeta.errors import InputError
-from dmeta.space import Space
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from nilearn.maskers import NiftiMasker
 from nimare.utils import mm2vox
+
+from dmeta.errors import InputError
+from dmeta.space import Space
 
 
 def test_mni_mask_attributes(space, mask_path):

@@ -6,9 +6,10 @@ sweeps, and stable-voxel counts within Monte Carlo error of NiMARE 0.22.1.
 import copy
 import warnings
 
-import dmeta
 import numpy as np
 import pytest
+
+import dmeta
 from dmeta.clusters import supra_threshold_clusters
 from dmeta.datasets import example_path
 from dmeta.diagnostics import store as store_module

@@ -1,10 +1,13 @@
 """ALE subtraction engine: a dense reference on a toy grid, tie handling, chunk invariance,
 bad inputs."""
 
-import dmeta
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import dmeta
 from dmeta.errors import InputError
 from dmeta.modeled_activation import ModeledActivation
 from dmeta.space import Space
@@ -20,8 +23,6 @@ from dmeta.subtraction.permutation import (
     tail_counts_graph,
     tail_thresholds,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 N_ITERS = 60
 MODES = ("exact", "nimare")

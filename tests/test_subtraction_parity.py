@@ -9,9 +9,10 @@ correlate at r >= 0.99 over every tested (in-mask) voxel and the voxels with |z|
 import time
 import warnings
 
-import dmeta
 import numpy as np
 import pytest
+
+import dmeta
 
 nimare = pytest.importorskip("nimare")
 from nimare.meta.cbma import ALESubtraction as NiMAREALESubtraction  # noqa: E402

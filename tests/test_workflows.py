@@ -2,12 +2,12 @@
 
 import warnings
 
-import dmeta
 import numpy as np
 import pandas as pd
 import pytest
-from dmeta.errors import InputError
 
+import dmeta
+from dmeta.errors import InputError
 from test_subtraction import _cset
 
 
