@@ -120,22 +120,6 @@ def build_parser():
     return parser
 
 
-def run_ale(cset, out, n_iters, seed, voxel_thresh, chunk_iters=None, nifti=None,
-            kernel_fwhm=None, sample_size=None):
-    """Fit ALE, correct with Monte Carlo FWE kept in ``out``, and save the result there."""
-    from dmeta.ale import ALE
-    from dmeta.correct import FWECorrector
-
-    result = ALE(kernel_fwhm=kernel_fwhm, sample_size=sample_size).fit(cset)
-    corrector = FWECorrector(voxel_thresh=voxel_thresh, n_iters=n_iters, seed=seed,
-                             chunk_iters=chunk_iters, store=out)
-    result = corrector.transform(result)
-    result.to_zarr(out)
-    if nifti:
-        result.save_nifti(nifti)
-    return result
-
-
 def _summary(result, name):
     z = result.get_map("z_desc-size_level-cluster_corr-FWE_method-montecarlo", "array")
     stat = result.get_map("stat", "array")
@@ -185,10 +169,14 @@ def _kernel(args):
 
 
 def cmd_ale(args):
+    from dmeta.demo import corrected_ale
+
     cset = _coordinates(args.input, args, args.ids)
     with _cluster(args):
-        result = run_ale(cset, args.out, args.n_iters, args.seed, args.voxel_thresh,
-                         args.chunk_iters, args.nifti, **_kernel(args))
+        result = corrected_ale(cset, args.out, args.n_iters, args.seed, args.voxel_thresh,
+                               args.chunk_iters, **_kernel(args))
+    if args.nifti:
+        result.save_nifti(args.nifti)
     print(_summary(result, Path(args.input).name))
     print(f"results: {Path(args.out).resolve()}"
           + (f"  NIfTI maps: {Path(args.nifti).resolve()}" if args.nifti else ""))
@@ -251,45 +239,19 @@ def _subtraction_summary(result, name1, name2):
 
 
 def cmd_demo(args):
-    """The two-sample reference example: both group ALEs with FWE and diagnostics, the
-    subtraction workflow with FDR and FocusCounter, and the conjunction."""
-    from dmeta.conjunction import conjunction
-    from dmeta.datasets import load_example
-    from dmeta.diagnostics import FocusCounter, Jackknife
-    from dmeta.reporting import report
-    from dmeta.subtraction import ALESubtraction
-    from dmeta.workflows import PairwiseCBMAWorkflow
+    """The two-sample reference example (dmeta.demo), and where its outputs are."""
+    from dmeta.demo import run_demo
 
-    out = Path(args.out).resolve()
-    n_iters = 200 if _quick() else 5000
-    target = "z_desc-size_level-cluster_corr-FWE_method-montecarlo"
-    names = ("semantic_knowledge", "semantic_relatedness")
-    csets = [load_example(name) for name in names]
-    diagnostics = (FocusCounter(target_image=target), Jackknife(target_image=target))
     with _cluster(args):
-        groups = []
-        for name, cset, diagnostic in zip(names, csets, diagnostics):
-            result = run_ale(cset, out / f"{name}.zarr", n_iters, seed=1, voxel_thresh=0.001)
-            result = diagnostic.transform(result)
-            result.to_zarr(out / f"{name}.zarr")
-            result.save_nifti(out / name)
-            groups.append(result)
-        workflow = PairwiseCBMAWorkflow(
-            estimator=ALESubtraction(n_iters=n_iters, seed=1), corrector="fdr",
-            diagnostics=FocusCounter(voxel_thresh=0.01, display_second_group=True),
-            output_dir=out / "subtraction",
-        )
-        subtraction = workflow.fit(*csets)
-    subtraction.to_zarr(out / "subtraction.zarr")
-    conj = conjunction([g.get_map(target) for g in groups])
-    conj.to_filename(out / "conjunction.nii.gz")
-    for name, result in zip(names, groups):
+        demo = run_demo(args.out, n_iters=200 if _quick() else 5000)
+    for name, result in demo.groups.items():
         print(_summary(result, name))
-    print(_subtraction_summary(subtraction, *names))
-    print(f"conjunction: {int((conj.get_fdata() > 0).sum())} voxels significant in both groups")
-    print(f"results: {out}/ (Zarr stores *.zarr, open with dmeta.open_result; NIfTI maps "
-          f"and TSV tables in {', '.join(names)}, subtraction; conjunction.nii.gz)")
-    print(f"report: {report(subtraction, out / 'report')}")
+    print(_subtraction_summary(demo.subtraction, *demo.groups))
+    print(f"conjunction: {int((demo.conjunction.get_fdata() > 0).sum())} voxels significant "
+          "in both groups")
+    print(f"results: {demo.out}/ (Zarr stores *.zarr, open with dmeta.open_result; NIfTI maps "
+          f"and TSV tables in {', '.join(demo.groups)}, subtraction; conjunction.nii.gz)")
+    print(f"report: {demo.report}")
 
 
 def _cluster(args):
