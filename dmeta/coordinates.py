@@ -72,11 +72,10 @@ class CoordinateSet:
                     f"(first used at {first_seen[record.id]})"
                 )
             first_seen[record.id] = record.where
-        if not any(len(r.xyz) for r in records):
-            raise InputError(f"{source}: no analyses with foci")
         counts = [len(r.xyz) for r in records]
         spaces = ResolvedSpaces(
-            np.concatenate([np.asarray(r.xyz, dtype=np.float64).reshape(-1, 3) for r in records]),
+            # The leading empty block lets a file without any focus reach the warning below.
+            np.concatenate([np.empty((0, 3)), *(np.reshape(r.xyz, (-1, 3)) for r in records)]),
             [label for r in records for label in r.spaces],
             unknown_space,
             source,
@@ -90,7 +89,7 @@ class CoordinateSet:
                 "y": spaces.xyz[:, 1],
                 "z": spaces.xyz[:, 2],
                 "space": spaces.labels,
-                "line": pd.array(np.concatenate(lines), dtype="Int64"),
+                "line": pd.array(np.concatenate([[], *lines]), dtype="Int64"),
             }
         )[spaces.keep]
         kept = set(foci["id"])

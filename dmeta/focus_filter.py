@@ -39,7 +39,8 @@ class FocusFilter(DmetaBase):
         foci = cset.foci
         inside = space.in_mask(space.mm_to_ijk(foci[["x", "y", "z"]].to_numpy(dtype=float)))
         kept = foci.loc[inside]
-        emptied = [i for i in cset.ids if i not in set(kept["id"])]
+        kept_ids = set(kept["id"])
+        emptied = [i for i in cset.ids if i not in kept_ids]
         where = cset.source or "the coordinate set"
         if len(emptied) == len(cset.ids):
             raise InputError(f"{where}: every focus lies outside the mask ({space.name})")

@@ -39,9 +39,9 @@ class FociLayout:
         foci = cset.foci  # grouped by analysis, in analysis order
         self.ids = list(cset.ids)
         self.ijk = space.mm_to_ijk(foci[["x", "y", "z"]].to_numpy(dtype=float)).astype(np.int64)
-        counts = pd.Index(self.ids).get_indexer(foci["id"])
+        position = pd.Index(self.ids).get_indexer(foci["id"])
         self.starts = np.concatenate(
-            [[0], np.cumsum(np.bincount(counts, minlength=len(self.ids)))]
+            [[0], np.cumsum(np.bincount(position, minlength=len(self.ids)))]
         ).astype(np.int64)
 
     @property
@@ -50,8 +50,15 @@ class FociLayout:
         return np.diff(self.starts)
 
 
-def outside_mask_foci(cset, space):
+def outside_mask_foci(cset, layout, space):
     """The foci whose centre is not an in-mask voxel, with their voxel subscripts.
+
+    Parameters
+    ----------
+    cset : CoordinateSet
+    layout : FociLayout
+        ``cset``'s foci on the grid of ``space``, in ``cset.foci`` order.
+    space : Space
 
     Returns
     -------
@@ -59,8 +66,7 @@ def outside_mask_foci(cset, space):
         The rows of ``cset.foci`` outside the mask, plus ``i``, ``j``, ``k`` and
         ``in_volume`` (False for foci beyond the edge of the grid).
     """
-    foci = cset.foci
-    ijk = space.mm_to_ijk(foci[["x", "y", "z"]].to_numpy(dtype=float))
+    foci, ijk = cset.foci, layout.ijk
     outside = ~space.in_mask(ijk)
     table = foci.loc[outside].reset_index(drop=True)
     table[["i", "j", "k"]] = ijk[outside]
@@ -136,11 +142,12 @@ class ModeledActivation:
         fwhms = analysis_fwhms(cset, kernel_fwhm, sample_size)
         self.kernels = KernelBank(fwhms, space.zooms, fixed=kernel_fwhm is not None)
         self.matrix = _ma_matrix(self.foci, self.kernels, space)
-        self.outside_mask = outside_mask_foci(cset, space)
+        self.outside_mask = outside_mask_foci(cset, self.foci, space)
         _warn_outside(self.outside_mask, cset)
-        usable = np.flatnonzero(np.diff(self.matrix.indptr) > 0)
+        reaches_mask = np.diff(self.matrix.indptr) > 0
+        usable = np.flatnonzero(reaches_mask)
         if usable.size < len(self.ids):
-            unusable = [self.ids[a] for a in np.flatnonzero(np.diff(self.matrix.indptr) == 0)]
+            unusable = [self.ids[a] for a in np.flatnonzero(~reaches_mask)]
             warn(f"{_where(cset)}: {len(unusable)} analysis(es) are left out because none "
                  f"of their foci's kernels reaches the mask: {examples(unusable, shown=10)}")
             if usable.size < 2:

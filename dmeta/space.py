@@ -17,7 +17,18 @@ import numpy as np
 
 from dmeta.errors import InputError
 
-__all__ = ["Space"]
+__all__ = ["Space", "values_at"]
+
+
+def values_at(volume, ijk, fill):
+    """``volume`` at each (i, j, k) row of ``ijk``, and ``fill`` for rows off the grid.
+
+    Foci may lie beyond the edge of the volume; this reads them without index errors.
+    """
+    ijk = np.asarray(ijk)
+    inside = np.all((ijk >= 0) & (ijk < np.asarray(volume.shape)), axis=-1)
+    clipped = np.clip(ijk, 0, np.asarray(volume.shape) - 1)
+    return np.where(inside, volume[clipped[..., 0], clipped[..., 1], clipped[..., 2]], fill)
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -176,10 +187,7 @@ class Space:
 
     def in_mask(self, ijk) -> np.ndarray:
         """Whether each (i, j, k) row is an in-mask voxel; False outside the grid."""
-        ijk = np.asarray(ijk)
-        inside = self.in_volume(ijk)
-        clipped = np.clip(ijk, 0, np.asarray(self.shape) - 1)
-        return inside & self.mask[clipped[..., 0], clipped[..., 1], clipped[..., 2]]
+        return values_at(self.mask, ijk, False)
 
     # -- vectors, volumes and images ----------------------------------------------
 

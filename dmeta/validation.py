@@ -28,6 +28,7 @@ def check_int_range(name, value, low, high, detail=""):
 
 
 def check_choice(name, value, choices):
-    """InputError unless ``value`` is one of ``choices`` (a tuple, shown as is)."""
+    """InputError unless ``value`` is one of ``choices``, which the message lists."""
     if value not in choices:
-        raise InputError(f"{name} must be one of {choices}, got {value!r}")
+        listing = ", ".join(map(repr, choices))
+        raise InputError(f"{name} must be one of {listing}, got {value!r}")

@@ -423,7 +423,7 @@ def test_nimads_without_any_points(tmp_path):
     path = _write(
         tmp_path, "empty.json", _nimads([{"id": "s", "analyses": [{"id": "a", "points": []}]}])
     )
-    with pytest.raises(InputError) as excinfo:
+    with pytest.raises(InputError) as excinfo, pytest.warns(UserWarning):
         read_studyset_json(path)
     _assert_error(excinfo, str(path), "no analyses with foci")
 
@@ -481,7 +481,8 @@ def test_unknown_space_drop_and_error(tmp_path):
     with pytest.raises(InputError) as excinfo:
         read_sleuth(sleuth, unknown_space="error")
     _assert_error(excinfo, str(sleuth), "1 in OTHER", "a2001")
-    with pytest.raises(InputError, match="unknown_space must be one of keep, drop, error"):
+    message = "unknown_space must be one of 'keep', 'drop', 'error', got 'ignore'"
+    with pytest.raises(InputError, match=message):
         load(nimads, unknown_space="ignore")
 
 

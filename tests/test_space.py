@@ -14,7 +14,7 @@ from nilearn.maskers import NiftiMasker
 from nimare.utils import mm2vox
 
 from dmeta.errors import InputError
-from dmeta.space import Space
+from dmeta.space import Space, values_at
 
 
 def test_mni_mask_attributes(space, mask_path):
@@ -153,6 +153,13 @@ def test_in_volume_and_in_mask(toy_space):
     expected = [False, *corners, False, True, False]
     np.testing.assert_array_equal(toy_space.in_mask(ijk), expected)
     assert toy_space.in_mask(toy_space.ijk).all()
+
+
+def test_values_at_reads_off_grid_rows_as_fill(toy_space):
+    labels = np.arange(np.prod(toy_space.shape)).reshape(toy_space.shape) + 1
+    ijk = np.array([[-1, 0, 0], [0, 0, 0], [5, 6, 4], [6, 0, 0], [0, -40, 99]])
+    np.testing.assert_array_equal(values_at(labels, ijk, 0),
+                                  [0, labels[0, 0, 0], labels[5, 6, 4], 0, 0])
 
 
 def test_volume_round_trip_and_fill(toy_space, rng):

@@ -3,6 +3,7 @@
 import numpy as np
 
 from dmeta.diagnostics.base import Diagnostics
+from dmeta.space import values_at
 
 
 def count_foci(foci, labels_volume, cluster_ids):
@@ -12,10 +13,7 @@ def count_foci(foci, labels_volume, cluster_ids):
     from it; foci sit on voxel centres (mm coordinates are rounded to the grid), so that
     voxel is the focus's own. Foci beyond the edge of the grid are in no cluster.
     """
-    ijk = foci.ijk
-    in_volume = np.all((ijk >= 0) & (ijk < labels_volume.shape), axis=1)
-    clipped = np.clip(ijk, 0, np.array(labels_volume.shape) - 1)
-    label = np.where(in_volume, labels_volume[clipped[:, 0], clipped[:, 1], clipped[:, 2]], 0)
+    label = values_at(labels_volume, foci.ijk, 0)
     analysis = np.repeat(np.arange(len(foci.ids)), foci.counts)
     position = np.searchsorted(cluster_ids, label)
     clipped = np.minimum(position, cluster_ids.size - 1)

@@ -14,8 +14,9 @@ from dmeta.errors import InputError
 from dmeta.io.nimare_json import dataset_from_dict, is_nimare_dataset, read_nimare_json
 from dmeta.io.parquet_studyset import read_parquet_studyset
 from dmeta.io.sleuth import parse_sleuth, read_sleuth, read_text
-from dmeta.io.spaces import UNKNOWN_SPACE_POLICIES, check_unknown_space, tal2mni
+from dmeta.io.spaces import UNKNOWN_SPACE_POLICIES, tal2mni
 from dmeta.io.studyset_json import read_json, read_studyset_json, studyset_from_dict
+from dmeta.validation import check_choice
 
 __all__ = [
     "UNKNOWN_SPACE_POLICIES",
@@ -50,7 +51,7 @@ def load(path, unknown_space="keep") -> CoordinateSet:
     dmeta.errors.InputError
         If the input is missing, of unknown format or malformed.
     """
-    check_unknown_space(unknown_space)
+    check_choice("unknown_space", unknown_space, UNKNOWN_SPACE_POLICIES)
     path = Path(path)
     source = str(path)
     if not path.exists():

@@ -30,6 +30,7 @@ import numpy as np
 
 from dmeta.errors import InputError
 from dmeta.messages import warn
+from dmeta.validation import check_choice
 
 UNKNOWN_SPACE_POLICIES = ("keep", "drop", "error")
 
@@ -85,15 +86,6 @@ def parse_space(label) -> str | None:
     return None
 
 
-def check_unknown_space(unknown_space):
-    """InputError unless ``unknown_space`` is one of the policies."""
-    if unknown_space not in UNKNOWN_SPACE_POLICIES:
-        raise InputError(
-            f"unknown_space must be one of {', '.join(UNKNOWN_SPACE_POLICIES)}, "
-            f"got {unknown_space!r}"
-        )
-
-
 class ResolvedSpaces:
     """Foci moved to MNI, and which of them an ``unknown_space`` policy keeps.
 
@@ -120,7 +112,7 @@ class ResolvedSpaces:
     """
 
     def __init__(self, xyz, labels, unknown_space, source, where=None):
-        check_unknown_space(unknown_space)
+        check_choice("unknown_space", unknown_space, UNKNOWN_SPACE_POLICIES)
         text = [space_label(label) for label in labels]
         canonical = [parse_space(label) for label in text]
         self.labels = np.array([c or t for c, t in zip(canonical, text)], dtype=object)

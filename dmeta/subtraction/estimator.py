@@ -20,7 +20,7 @@ from dmeta.subtraction.permutation import (
     pooled_csr,
     tail_thresholds,
 )
-from dmeta.validation import check_positive_int
+from dmeta.validation import check_choice, check_positive_int
 from dmeta.versions import versions
 
 DESC = "desc-group1MinusGroup2"
@@ -98,7 +98,7 @@ class ALESubtraction(DmetaBase):
         """
         _check_groups(cset1, cset2)
         check_positive_int("n_iters", self.n_iters)
-        _check_tie_handling(self.tie_handling)
+        check_choice("tie_handling", self.tie_handling, TIE_HANDLING)
         groups = [ALE(self.kernel_fwhm, self.sample_size, mask=self.mask).fit(c)
                   for c in (cset1, cset2)]
         self.ma1_, self.ma2_ = (g.estimator.ma_ for g in groups)
@@ -188,12 +188,6 @@ def two_sided_p(upper, lower, n_iters):
     p = np.clip(p, smallest, 1.0 - smallest).astype(np.float32)
     sign = np.sign(np.asarray(lower, np.int64) - np.asarray(upper, np.int64))
     return p, sign.astype(np.float32)
-
-
-def _check_tie_handling(value):
-    if not (isinstance(value, str) and value in TIE_HANDLING):
-        raise InputError(f"tie_handling must be one of {', '.join(map(repr, TIE_HANDLING))}; "
-                         f"got {value!r}")
 
 
 def _check_groups(cset1, cset2):
