@@ -1,54 +1,59 @@
 """The ALE estimator: modeled activation -> ALE statistic -> p, z, -log10 p."""
 
+from __future__ import annotations
+
 import copy
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from dmeta.approximate_null import approximate_null, hist_to_p, histogram_bins
 from dmeta.base import DmetaBase
 from dmeta.coordinates import CoordinateSet
+from dmeta.docstrings import fill_doc
 from dmeta.errors import InputError
 from dmeta.modeled_activation import OUTSIDE_TABLE, ModeledActivation
 from dmeta.results import MetaResult
-from dmeta.space import Space
+from dmeta.space import MaskLike, Space
 from dmeta.stats import p_to_logp, p_to_z
-from dmeta.validation import check_choice
+from dmeta.validation import check_choice, check_run_params
 from dmeta.versions import versions
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
+    from scipy import sparse
 
 NULL_METHODS = ("approximate", "montecarlo")
 
 
+@fill_doc
 class ALE(DmetaBase):
     """Activation likelihood estimation (Turkeltaub et al., 2002; Eickhoff et al., 2009, 2012).
 
     Parameters
     ----------
-    kernel_fwhm : float, optional
-        One kernel FWHM (mm) for every analysis, instead of one from each sample size.
-    sample_size : int, optional
-        One sample size for every analysis's kernel, instead of each analysis's own.
+    %(kernel_fwhm)s
+    %(sample_size)s
     null_method : {"approximate", "montecarlo"}
         How ALE values become p-values: the analytic histogram null, or the empirical null
-        of ``n_iters`` random-foci datasets (run on the Monte Carlo engine).
-    n_iters : int
-        Iterations of the Monte Carlo null (``null_method="montecarlo"`` only).
-    seed : int, optional
-        Root seed of the Monte Carlo null.
-    chunk_iters : int, optional
-        Iterations per task of the Monte Carlo null; results do not depend on it.
-    mask : str, Path or nibabel image, optional
-        Analysis mask; the bundled MNI152 2 mm brain mask by default.
+        of ``n_iters`` random-foci datasets (run on the Monte Carlo engine). ``n_iters``,
+        ``seed`` and ``chunk_iters`` are used by the latter only.
+    %(n_iters)s
+    %(seed)s
+    %(chunk_iters)s
+    %(mask)s
     """
 
     def __init__(
         self,
-        kernel_fwhm=None,
-        sample_size=None,
-        null_method="approximate",
-        n_iters=5000,
-        seed=None,
-        chunk_iters=None,
-        mask=None,
+        kernel_fwhm: float | None = None,
+        sample_size: int | None = None,
+        null_method: Literal["approximate", "montecarlo"] = "approximate",
+        n_iters: int = 5000,
+        seed: int | None = None,
+        chunk_iters: int | None = None,
+        mask: MaskLike = None,
     ):
         self.kernel_fwhm = kernel_fwhm
         self.sample_size = sample_size
@@ -58,7 +63,7 @@ class ALE(DmetaBase):
         self.chunk_iters = chunk_iters
         self.mask = mask
 
-    def fit(self, cset):
+    def fit(self, cset: CoordinateSet) -> MetaResult:
         """Fit ALE to a coordinate set and return a :class:`~dmeta.MetaResult`.
 
         Maps: ``stat`` (ALE), ``p``, ``z`` and ``logp`` (-log10 p).
@@ -69,6 +74,7 @@ class ALE(DmetaBase):
                 "read one with dmeta.io.load(path)"
             )
         check_choice("null_method", self.null_method, NULL_METHODS)
+        check_run_params(self.seed, n_iters=self.n_iters, chunk_iters=self.chunk_iters)
         self.space_ = Space.from_mask(self.mask)
         self.ma_ = ModeledActivation(cset, self.space_, self.kernel_fwhm, self.sample_size)
         matrix = self.ma_.matrix
@@ -101,7 +107,7 @@ class ALE(DmetaBase):
         result.estimator = copy.copy(self)
         return result
 
-    def params_as_run(self, nulls):
+    def params_as_run(self, nulls: xr.Dataset | None) -> dict:
         """Parameters as run: the Monte Carlo null's only if it ran, with the seed it drew.
 
         With the approximate null, ``n_iters``, ``seed`` and ``chunk_iters`` were not used;
@@ -112,14 +118,14 @@ class ALE(DmetaBase):
                     if name not in ("n_iters", "seed", "chunk_iters")}
         return self.provenance(seed=int(nulls.attrs["seed"]))
 
-    def analysis_table(self, cset):
+    def analysis_table(self, cset: CoordinateSet) -> pd.DataFrame:
         """Per-analysis sample size, kernel FWHM and number of foci, for the analyses used."""
         table = cset.analyses.loc[self.ma_.ids, ["sample_size"]]
         table["kernel_fwhm"] = self.ma_.kernels.fwhms
         table["n_foci"] = self.ma_.foci.counts
         return table
 
-    def describe(self, cset):
+    def describe(self, cset: CoordinateSet) -> str:
         """Methods text for the report."""
         if self.null_method == "montecarlo":
             null = f"a Monte Carlo null of {self.n_iters} random-foci datasets"
@@ -133,7 +139,7 @@ class ALE(DmetaBase):
         )
 
 
-def ale_statistic(ma_matrix):
+def ale_statistic(ma_matrix: sparse.csr_matrix) -> np.ndarray:
     """ALE = 1 - prod over analyses of (1 - MA), summed in log space.
 
     Maps are float32, as NiMARE's are; p-values are looked up from the float32 statistic so

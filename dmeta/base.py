@@ -6,12 +6,15 @@ parameters: ``get_params``, ``set_params``, the ``repr`` and the provenance resu
 are all read from it, and no class keeps its own list.
 """
 
+from __future__ import annotations
+
 import inspect
+from typing import Any, Self
 
 from dmeta.errors import InputError
 
 
-def param_defaults(cls):
+def param_defaults(cls: type) -> dict[str, Any]:
     """Constructor parameters of ``cls`` and their defaults, in signature order.
 
     A function rather than only a method so that workflows can read the defaults of
@@ -28,7 +31,7 @@ class DmetaBase:
     ``__init__``; what is learnt by ``fit`` goes in attributes ending in ``_``.
     """
 
-    def get_params(self):
+    def get_params(self) -> dict[str, Any]:
         """Constructor parameters and their current values.
 
         Returns
@@ -39,7 +42,7 @@ class DmetaBase:
         """
         return {name: getattr(self, name) for name in param_defaults(type(self))}
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> Self:
         """Change parameters (not fitted state), so a configured object can be reused.
 
         Raises
@@ -61,14 +64,14 @@ class DmetaBase:
             setattr(self, name, value)
         return self
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         """``Name(param=value, ...)`` with the parameters that differ from their defaults."""
         defaults = param_defaults(type(self))
         shown = [f"{name}={_short_repr(value)}" for name, value in self.get_params().items()
                  if not _is_default(value, defaults[name])]
         return f"{type(self).__name__}({', '.join(shown)})"
 
-    def provenance(self, **extra):
+    def provenance(self, **extra: Any) -> dict[str, int | float | str | bool | None]:
         """``get_params()`` (updated with ``extra``) with non-JSON values as strings.
 
         What results keep in ``attrs["params"]``: JSON-safe so it survives a Zarr store.
@@ -77,7 +80,7 @@ class DmetaBase:
         simple = (int, float, str, bool, type(None))
         return {k: v if isinstance(v, simple) else str(v) for k, v in params.items()}
 
-    def check_fitted(self, *attributes):
+    def check_fitted(self, *attributes: str) -> None:
         """Raise a clear InputError unless ``fit`` has set every one of ``attributes``.
 
         Without it an unfitted object fails later with an AttributeError naming an internal

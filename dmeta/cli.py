@@ -15,6 +15,7 @@ from pathlib import Path
 from dmeta import __version__
 from dmeta.errors import InputError
 from dmeta.io.spaces import UNKNOWN_SPACE_POLICIES
+from dmeta.results.thresholds import ZMap
 
 EXIT_INPUT, EXIT_CLUSTER = 2, 1
 
@@ -121,11 +122,11 @@ def build_parser():
 
 
 def _summary(result, name):
-    z = result.get_map("z_desc-size_level-cluster_corr-FWE_method-montecarlo", "array")
+    zmap = ZMap.of("z_desc-size_level-cluster_corr-FWE_method-montecarlo", result.maps)
     stat = result.get_map("stat", "array")
-    return (f"{name}: max ALE {stat.max():.4f}, {int((z > 1.645).sum())} voxels in clusters "
-            f"significant at cluster-level FWE p < 0.05 ({result.nulls.sizes['iteration']} "
-            "iterations)")
+    return (f"{name}: max ALE {stat.max():.4f}, {int(zmap.significant(result).sum())} voxels "
+            f"in clusters significant at cluster-level FWE {zmap.criterion} "
+            f"({result.nulls.sizes['iteration']} iterations)")
 
 
 def read_ids(path):

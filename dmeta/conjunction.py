@@ -1,5 +1,8 @@
 """Conjunction of thresholded maps (Nichols et al., 2005): where all are significant."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 from pathlib import Path
 
 import nibabel as nib
@@ -8,12 +11,14 @@ import numpy as np
 from dmeta.errors import InputError
 
 
-def conjunction(imgs):
+def conjunction(
+    imgs: Sequence[str | Path | nib.spatialimages.SpatialImage],
+) -> nib.Nifti1Image:
     """Voxelwise minimum of the maps where every map is positive, 0 elsewhere.
 
     Parameters
     ----------
-    imgs : list of nibabel images or paths
+    imgs : sequence of nibabel images or paths
         Two or more 3D maps on the same grid, typically thresholded or cluster-corrected z
         maps (0 where not significant).
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -42,7 +44,9 @@ class CoordinateSet:
         self._foci = self._check_foci(foci)
 
     @classmethod
-    def from_records(cls, records, source, unknown_space="keep"):
+    def from_records(cls, records: Sequence[AnalysisRecord], source: str,
+                     unknown_space: Literal["keep", "drop", "error"] = "keep",
+                     ) -> CoordinateSet:
         """Build a CoordinateSet from readers' per-analysis records.
 
         Parameters
@@ -204,7 +208,7 @@ class CoordinateSet:
         """Where the data came from, or None."""
         return self._source
 
-    def select(self, ids) -> CoordinateSet:
+    def select(self, ids: str | Iterable[str]) -> CoordinateSet:
         """Return a CoordinateSet with only the given analyses, in the given order.
 
         Parameters

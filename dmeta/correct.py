@@ -1,5 +1,10 @@
 """Multiple-comparisons correction: Monte Carlo FWE (voxel and cluster level) and FDR."""
 
+from __future__ import annotations
+
+import os
+from typing import Literal
+
 import numpy as np
 from scipy import special
 
@@ -7,15 +12,18 @@ from dmeta.ale import ALE
 from dmeta.approximate_null import hist_to_threshold
 from dmeta.base import DmetaBase
 from dmeta.clusters import supra_threshold_clusters
+from dmeta.docstrings import fill_doc
 from dmeta.errors import InputError
 from dmeta.montecarlo import NullPlan, run_null
+from dmeta.results import MetaResult
 from dmeta.stats import null_to_p, p_to_logp, p_to_z
-from dmeta.validation import check_choice
+from dmeta.validation import check_choice, check_run_params
 from dmeta.versions import versions
 
 _SUFFIX = "corr-FWE_method-montecarlo"
 
 
+@fill_doc
 class FWECorrector(DmetaBase):
     """Family-wise error correction by Monte Carlo simulation of random-foci datasets.
 
@@ -26,20 +34,16 @@ class FWECorrector(DmetaBase):
     Parameters
     ----------
     method : {"montecarlo"}
-    voxel_thresh : float
-        Uncorrected cluster-forming p threshold.
-    n_iters : int
-        Monte Carlo iterations.
-    seed : int, optional
-        Root seed; iteration ``i`` draws from a generator seeded with ``(seed, i)``.
-    chunk_iters : int, optional
-        Iterations per Dask task (results do not depend on it).
-    store : str or Path, optional
-        Zarr store in which the null is kept block by block, to resume or extend a run.
+    %(voxel_thresh)s
+    %(n_iters)s
+    %(seed)s
+    %(chunk_iters)s
+    %(store)s
     """
 
-    def __init__(self, method="montecarlo", voxel_thresh=0.001, n_iters=5000, seed=None,
-                 chunk_iters=None, store=None):
+    def __init__(self, method: Literal["montecarlo"] = "montecarlo", voxel_thresh: float = 0.001,
+                 n_iters: int = 5000, seed: int | None = None, chunk_iters: int | None = None,
+                 store: str | os.PathLike | None = None):
         self.method = method
         self.voxel_thresh = voxel_thresh
         self.n_iters = n_iters
@@ -47,7 +51,7 @@ class FWECorrector(DmetaBase):
         self.chunk_iters = chunk_iters
         self.store = store
 
-    def transform(self, result):
+    def transform(self, result: MetaResult) -> MetaResult:
         """Return a copy of ``result`` with the voxel-, cluster-size and cluster-mass maps.
 
         The copy's ``attrs["corrections"]["corr-FWE_method-montecarlo"]`` records what ran
@@ -60,6 +64,7 @@ class FWECorrector(DmetaBase):
             raise InputError(f"FWECorrector supports method='montecarlo', got {self.method!r}")
         if not 0 < self.voxel_thresh < 1:
             raise InputError(f"voxel_thresh must be a p-value in (0, 1), got {self.voxel_thresh}")
+        check_run_params(self.seed, n_iters=self.n_iters, chunk_iters=self.chunk_iters)
         ale = result.estimator
         if not isinstance(ale, ALE):
             raise InputError("FWE correction needs the result of ALE.fit in this session")
@@ -134,11 +139,11 @@ class FDRCorrector(DmetaBase):
 
     _METHODS = ("indep", "negcorr")
 
-    def __init__(self, method="indep", alpha=0.05):
+    def __init__(self, method: Literal["indep", "negcorr"] = "indep", alpha: float = 0.05):
         self.method = method
         self.alpha = alpha
 
-    def transform(self, result):
+    def transform(self, result: MetaResult) -> MetaResult:
         """Return a copy of ``result`` with the FDR-corrected maps added.
 
         The copy's ``attrs["corrections"]["corr-FDR_method-<method>"]`` records the method

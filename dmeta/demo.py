@@ -6,14 +6,20 @@ the subtraction runs as a workflow with FDR correction and FocusCounter on both 
 conjunction keeps where both samples are significant; the report describes the subtraction.
 """
 
+from __future__ import annotations
+
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from dmeta.ale import ALE
 from dmeta.conjunction import conjunction
+from dmeta.coordinates import CoordinateSet
 from dmeta.correct import FWECorrector
 from dmeta.datasets import load_example
 from dmeta.diagnostics import FocusCounter, Jackknife
+from dmeta.docstrings import fill_doc
+from dmeta.results import MetaResult
 from dmeta.subtraction import ALESubtraction
 from dmeta.workflows import PairwiseCBMAWorkflow
 
@@ -21,11 +27,32 @@ SAMPLES = ("semantic_knowledge", "semantic_relatedness")
 TARGET = "z_desc-size_level-cluster_corr-FWE_method-montecarlo"
 
 
-def corrected_ale(cset, store, n_iters, seed=None, voxel_thresh=0.001, chunk_iters=None,
-                  kernel_fwhm=None, sample_size=None):
+@fill_doc
+def corrected_ale(cset: CoordinateSet, store: str | os.PathLike, n_iters: int,
+                  seed: int | None = None, voxel_thresh: float = 0.001,
+                  chunk_iters: int | None = None, kernel_fwhm: float | None = None,
+                  sample_size: int | None = None) -> MetaResult:
     """ALE with Monte Carlo FWE whose null is kept in ``store``, the result saved there too.
 
     Rerunning with the same arguments resumes the null from the blocks already stored.
+
+    Parameters
+    ----------
+    cset : CoordinateSet
+    store : str or os.PathLike
+        Zarr store for the Monte Carlo null, kept block by block so a rerun resumes, and
+        for the result.
+    %(n_iters)s
+    %(seed)s
+    %(voxel_thresh)s
+    %(chunk_iters)s
+    %(kernel_fwhm)s
+    %(sample_size)s
+
+    Returns
+    -------
+    MetaResult
+        The FWE-corrected result, as written to ``store``.
     """
     result = ALE(kernel_fwhm=kernel_fwhm, sample_size=sample_size).fit(cset)
     corrector = FWECorrector(voxel_thresh=voxel_thresh, n_iters=n_iters, seed=seed,
@@ -46,7 +73,7 @@ class DemoResults:
     report: Path
 
 
-def run_demo(out, n_iters, seed=1):
+def run_demo(out: str | os.PathLike, n_iters: int, seed: int = 1) -> DemoResults:
     """Run the example into folder ``out`` on the active Dask client (or a local one).
 
     Parameters

@@ -4,20 +4,23 @@ dmeta, like NiMARE, keeps every focus by default (a focus just outside the mask 
 its kernel into it); this is for analysts whose protocol excludes such foci.
 """
 
+from __future__ import annotations
+
 from dmeta.base import DmetaBase
 from dmeta.coordinates import CoordinateSet
+from dmeta.docstrings import fill_doc
 from dmeta.errors import InputError
 from dmeta.messages import examples, warn
-from dmeta.space import Space
+from dmeta.space import MaskLike, Space
 
 
+@fill_doc
 class FocusFilter(DmetaBase):
     """Remove foci outside the mask from a coordinate set (NiMARE's ``FocusFilter``).
 
     Parameters
     ----------
-    mask : str, Path, nibabel image, Space or None
-        The mask; the bundled MNI152 2 mm brain mask by default.
+    %(mask)s
 
     Notes
     -----
@@ -26,10 +29,10 @@ class FocusFilter(DmetaBase):
     left to contribute to a coordinate-based meta-analysis.
     """
 
-    def __init__(self, mask=None):
+    def __init__(self, mask: MaskLike = None):
         self.mask = mask
 
-    def transform(self, cset):
+    def transform(self, cset: CoordinateSet) -> CoordinateSet:
         """Return a new :class:`~dmeta.CoordinateSet` without the foci outside the mask."""
         if not isinstance(cset, CoordinateSet):
             raise InputError(

@@ -16,10 +16,10 @@ def fresh_seed():
     return int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
 
 
-def check_seed(seed):
-    """``seed`` as an int; InputError unless it is a non-negative integer (bools refused)."""
+def check_seed(seed, name="seed"):
+    """``seed`` as an int; InputError naming ``name`` unless it is a non-negative integer."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+        raise InputError(f"{name} must be a non-negative integer, got {seed!r}")
     return int(seed)
 
 

@@ -93,7 +93,7 @@ class Space:
         self.flat_index = _readonly(np.flatnonzero(mask).astype(np.int64))
 
     @classmethod
-    def from_mask(cls, mask=None) -> Space:
+    def from_mask(cls, mask: MaskLike = None) -> Space:
         """Build a space from a mask file or image; ``None`` gives the bundled MNI mask.
 
         Parameters
@@ -242,3 +242,8 @@ class Space:
                 f"(shape {img.shape}, expected {self.shape}; or a different affine)"
             )
         return self.from_volume(np.asanyarray(img.dataobj))
+
+
+#: What :meth:`Space.from_mask` accepts, for annotations: a mask file, a nibabel image, a
+#: Space, or None for the bundled MNI152 2 mm brain mask.
+MaskLike = str | os.PathLike | nib.spatialimages.SpatialImage | Space | None

@@ -5,6 +5,7 @@ parameter and the value it got. Bools are refused wherever an integer is wanted.
 import numpy as np
 
 from dmeta.errors import InputError
+from dmeta.seeds import check_seed
 
 
 def _is_int(value):
@@ -15,6 +16,16 @@ def check_positive_int(name, value):
     """InputError unless ``value`` is a positive integer."""
     if not (_is_int(value) and value > 0):
         raise InputError(f"{name} must be a positive integer, got {value!r}")
+
+
+def check_run_params(seed=None, seed_name="seed", **positive_ints):
+    """Check a run's root seed and positive integers (``n_iters=...``, ``chunk_iters=...``)
+    where the parameters arrive; None stands for "the default" and is not checked."""
+    for name, value in positive_ints.items():
+        if value is not None:
+            check_positive_int(name, value)
+    if seed is not None:
+        check_seed(seed, seed_name)
 
 
 def check_int_range(name, value, low, high, detail=""):

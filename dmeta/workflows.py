@@ -4,13 +4,20 @@ Diagnostics are called generically (a copy of each, with ``target_image`` set, t
 ``.transform(result)``), on the corrected z maps NiMARE's workflows diagnose.
 """
 
+from __future__ import annotations
+
 import copy
+import os
 from pathlib import Path
+from typing import Any
 
 from dmeta.ale import ALE
 from dmeta.base import DmetaBase, param_defaults
+from dmeta.coordinates import CoordinateSet
 from dmeta.correct import FDRCorrector, FWECorrector
+from dmeta.docstrings import fill_doc
 from dmeta.errors import InputError
+from dmeta.results import MetaResult
 from dmeta.subtraction import ALESubtraction
 
 _CORRECTORS = {"montecarlo": FWECorrector, "fdr": FDRCorrector}
@@ -28,8 +35,10 @@ class _Workflow(DmetaBase):
     _estimators = {}
     _estimator_type = None
 
-    def __init__(self, estimator=None, corrector=None, diagnostics=None, voxel_thresh=1.65,
-                 cluster_threshold=10, output_dir=None):
+    def __init__(self, estimator: ALE | str | None = None,
+                 corrector: FWECorrector | FDRCorrector | str | None = None,
+                 diagnostics: Any = None, voxel_thresh: float = 1.65,
+                 cluster_threshold: int = 10, output_dir: str | os.PathLike | None = None):
         self.estimator = estimator
         self.corrector = corrector
         self.diagnostics = diagnostics
@@ -83,31 +92,26 @@ class _Workflow(DmetaBase):
             (out / "boilerplate.txt").write_text(corrected.description)
         return corrected
 
-    def target_images(self, result, montecarlo):
+    def target_images(self, result: MetaResult, montecarlo: bool) -> list[str]:
         """Corrected z maps to diagnose (``montecarlo``: the result of Monte Carlo FWE)."""
         raise NotImplementedError
 
 
+@fill_doc
 class CBMAWorkflow(_Workflow):
     """Fit, correct and diagnose one coordinate set.
 
     Parameters
     ----------
-    estimator : ALE or "ale"
-    corrector : FWECorrector, FDRCorrector, "montecarlo" or "fdr"
-        Default: Monte Carlo FWE.
-    diagnostics : diagnostic, list of them, "focuscounter" or "jackknife", optional
-        Run on the corrected z maps (with Monte Carlo FWE: the cluster-mass map).
-    voxel_thresh, cluster_threshold : float, int
-        Given to diagnostics that left these parameters at their defaults.
-    output_dir : str or Path, optional
-        Where to write maps, tables and the methods text.
+    estimator : ALE or "ale", optional
+        Default: ``ALE()``, whose p-values come from the approximate null.
+    %(workflow_steps)s
     """
 
     _estimators = {"ale": ALE}
     _estimator_type = ALE
 
-    def fit(self, cset):
+    def fit(self, cset: CoordinateSet) -> MetaResult:
         """Run the workflow on a :class:`~dmeta.CoordinateSet`; returns the final result."""
         return self._run(cset)
 
@@ -117,22 +121,31 @@ class CBMAWorkflow(_Workflow):
                 if n.startswith("z_") and all(p in n for p in parts)]
 
 
+@fill_doc
 class PairwiseCBMAWorkflow(_Workflow):
     """Fit, correct and diagnose a comparison of two coordinate sets (ALE subtraction).
 
-    Parameters are as for :class:`CBMAWorkflow`, with ``estimator`` an
-    :class:`~dmeta.ALESubtraction` or ``"alesubtraction"`` (the default).
+    The difference is group 1 minus group 2: a diagnostic's positive tail is about group 1's
+    analyses, its negative tail (``display_second_group=True``) about group 2's.
+
+    Parameters
+    ----------
+    estimator : ALESubtraction or "alesubtraction", optional
+        Default: ``ALESubtraction()``.
+    %(workflow_steps)s
     """
 
     _estimators = {"alesubtraction": ALESubtraction}
     _estimator_type = ALESubtraction
 
-    def __init__(self, estimator="alesubtraction", corrector=None, diagnostics=None,
-                 voxel_thresh=1.65, cluster_threshold=10, output_dir=None):
+    def __init__(self, estimator: ALESubtraction | str = "alesubtraction",
+                 corrector: FWECorrector | FDRCorrector | str | None = None,
+                 diagnostics: Any = None, voxel_thresh: float = 1.65,
+                 cluster_threshold: int = 10, output_dir: str | os.PathLike | None = None):
         super().__init__(estimator, corrector, diagnostics, voxel_thresh, cluster_threshold,
                          output_dir)
 
-    def fit(self, cset1, cset2):
+    def fit(self, cset1: CoordinateSet, cset2: CoordinateSet) -> MetaResult:
         """Run the workflow on two coordinate sets (group 1 minus group 2)."""
         return self._run(cset1, cset2)
 

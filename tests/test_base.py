@@ -70,3 +70,49 @@ def unfitted_result(toy_space):
 def test_unfitted_estimator_is_named(unfitted_result, step):
     with pytest.raises(InputError, match="ALE is not fitted: call ALE.fit first"):
         step.transform(unfitted_result)
+
+
+BAD_INTS = [0, -1, 2.5, "100", True]
+
+
+@pytest.fixture(scope="module")
+def two_csets(toy_space):
+    rng = np.random.default_rng(5)
+    return (_cset(toy_space, rng, 4, "a", "a.txt"), _cset(toy_space, rng, 4, "b", "b.txt"))
+
+
+@pytest.fixture
+def no_mask(monkeypatch):
+    """Loading a mask fails the test: parameters are checked before any heavy work."""
+    def refuse(*_):
+        raise AssertionError("the mask was loaded before the parameters were checked")
+
+    monkeypatch.setattr(dmeta.space.Space, "from_mask", refuse)
+
+
+# Each entry point with iteration parameters, given a bad one: the result handed to a
+# transform is a bare object, so any work before the checks fails with another error.
+ENTRY_POINTS = {
+    "ALE.fit": lambda c, kw: dmeta.ALE(**kw).fit(c[0]),
+    "FWECorrector.transform": lambda c, kw: dmeta.FWECorrector(**kw).transform(object()),
+    "ALESubtraction.fit": lambda c, kw: dmeta.ALESubtraction(**kw).fit(*c),
+    "ResampledStability.transform":
+        lambda c, kw: dmeta.ResampledStability(**kw).transform(object()),
+    "stability_sweep": lambda c, kw: dmeta.stability_sweep(c[0], **kw),
+}
+
+
+@pytest.mark.parametrize("bad", BAD_INTS, ids=repr)
+@pytest.mark.parametrize("name", ["n_iters", "chunk_iters"])
+@pytest.mark.parametrize("entry", ENTRY_POINTS, ids=str)
+def test_bad_iteration_counts_are_refused_before_any_work(no_mask, two_csets, entry, name,
+                                                          bad):
+    with pytest.raises(InputError, match=rf"^{name} must be a positive integer, got "):
+        ENTRY_POINTS[entry](two_csets, {name: bad})
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS, ids=str)
+def test_bad_seed_is_refused_before_any_work(no_mask, two_csets, entry):
+    name = "random_state" if "tability" in entry else "seed"
+    with pytest.raises(InputError, match=f"^{name} must be a non-negative integer, got -1"):
+        ENTRY_POINTS[entry](two_csets, {name: -1})

@@ -50,6 +50,24 @@ def test_iterations_do_not_depend_on_block_boundaries(plan):
     assert not np.array_equal(whole, plan.run(4, 0, 12)[0])
 
 
+def test_plans_compute_only_what_they_are_asked_for(knowledge_ale, plan):
+    """thresh=None skips clusters (size and mass 0), bins=None the histogram (empty); the
+    maximum ALE is the same either way, and a histogram counts every in-mask voxel."""
+    ale = knowledge_ale.estimator
+    values, hist = plan.run(3, 0, 6)
+    assert plan.clusters and not plan.histogram and hist.shape == (0,)
+    others = [NullPlan(ale.ma_, None), NullPlan(ale.ma_, None, ale.bins_),
+              NullPlan(ale.ma_, plan.thresh, ale.bins_)]
+    (bare, no_hist), (voxelwise, counts), (both, both_counts) = (p.run(3, 0, 6) for p in others)
+    assert no_hist.shape == (0,) and counts.sum() == 6 * ale.space_.n_voxels
+    np.testing.assert_array_equal(both_counts, counts)
+    np.testing.assert_array_equal(both, values)
+    for only_max in (bare, voxelwise):
+        np.testing.assert_array_equal(only_max[:, 0], values[:, 0])
+        assert not only_max[:, 1:].any()
+    assert len({p.fingerprint() for p in [plan, *others]}) == 4
+
+
 @settings(max_examples=4, deadline=None)
 @given(chunk_iters=st.integers(min_value=1, max_value=30))
 def test_null_is_the_same_for_any_chunking(client, plan, chunk_iters):
@@ -96,6 +114,22 @@ def test_extension_equals_a_single_longer_run(client, plan, tmp_path):
     extended, _ = run_null(plan, 33, seed=9, store=store)
     single, _ = run_null(plan, 33, seed=9, chunk_iters=33)
     assert extended.identical(single)
+
+
+def test_store_keeps_its_block_size_and_says_so(client, plan, tmp_path):
+    """Another chunk_iters for an existing null is named and ignored; the default is silent."""
+    store = tmp_path / "run.zarr"
+    run_null(plan, 12, seed=4, chunk_iters=5, store=store)
+    with pytest.warns(UserWarning, match="keeps its block size of 5 iterations; "
+                                         "chunk_iters=3 ignored") as caught:
+        extended, _ = run_null(plan, 20, seed=4, chunk_iters=3, store=store)
+    assert len(caught) == 1 and str(store) in str(caught[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again, _ = run_null(plan, 20, seed=4, store=store)
+        run_null(plan, 20, seed=4, chunk_iters=5, store=store)
+    single, _ = run_null(plan, 20, seed=4, chunk_iters=20)
+    assert extended.identical(single) and again.identical(single)
 
 
 def test_store_for_other_inputs_or_seed_is_refused(client, plan, knowledge_ale, tmp_path):

@@ -15,6 +15,21 @@ nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+STABILITY = "z_desc-size_level-cluster_corr-FWE_method-montecarlo_diag-ResampledStability"
+#: What each notebook shows as it runs: snippets each found in one result's HTML summary
+#: (with its count of inline figures), and printed estimator reprs.
+SHOWN = {
+    "01": {"html": [(["MetaResult: ALE", "Null distribution: 200 iterations",
+                      "voxels p&nbsp;&lt;&nbsp;0.05</td>"], 1)],
+           "stdout": []},
+    "02": {"html": [(["MetaResult: ALE", "Null distribution: 50 iterations",
+                      "voxels p&nbsp;&lt;&nbsp;0.05</td>"], 1),
+                    ([f"<code>{STABILITY}</code></td><td>stable voxels: ",
+                      "<td>leave_1_out</td>"], 2)],
+           "stdout": ["ResampledStability(resampling_policy='leave_1_out', random_state=42)\n",
+                      "ResampledStability(resampling_policy='leave_k_out', k=3, n_resamples=8, "
+                      "random_state=42)\n"]},
+}
 
 
 def test_both_reference_examples_are_notebooks():
@@ -34,10 +49,18 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     images = [output for cell in notebook.cells for output in cell.get("outputs", [])
               if "image/png" in output.get("data", {})]
     assert len(images) == {"01": 2, "02": 5}[path.name[:2]]
-    # A result ending a cell shows its HTML summary (its inline figure is no image/png output).
-    html = [output["data"]["text/html"] for cell in notebook.cells
+    # A result ending a cell shows its HTML summary (its inline figures are no image/png
+    # outputs); an estimator prints its parameters.
+    html = ["".join(output["data"]["text/html"]) for cell in notebook.cells
             for output in cell.get("outputs", []) if "text/html" in output.get("data", {})]
-    assert any('class="dmeta-result"' in "".join(text) for text in html)
+    summaries = [text for text in html if 'class="dmeta-result"' in text]
+    for snippets, n_figures in SHOWN[path.name[:2]]["html"]:
+        assert any(all(s in text for s in snippets)
+                   and text.count("data:image/png;base64,") == n_figures
+                   for text in summaries), snippets
+    stdout = "".join(output.get("text", "") for cell in notebook.cells
+                     for output in cell.get("outputs", []) if output.get("name") == "stdout")
+    assert all(text in stdout for text in SHOWN[path.name[:2]]["stdout"])
     # Every focus is used and the user is told so: no warning is silenced.
     code = "".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
     assert "filterwarnings" not in code and "simplefilter" not in code

@@ -18,9 +18,9 @@ from dmeta.subtraction.permutation import (
     group_log_complement,
     log_complement_blocks,
     nimare_difference,
+    permutation_tail_counts,
     pooled_csr,
     relabellings,
-    tail_counts_graph,
     tail_thresholds,
 )
 
@@ -152,12 +152,12 @@ def test_observed_grouping_ties_with_itself_in_both_tails(toy_fit):
     np.testing.assert_array_equal(counts, 1)
 
 
-def test_one_thread_gives_the_workers_counts(toy_fit):
-    """The count graph on one thread, cut differently, gives the 2-worker fit's p and sign."""
+def test_other_blocks_give_the_same_counts(client, toy_fit):
+    """Counts cut into other (permutation x voxel) blocks give the fit's p and sign."""
     blocks, observed, (up, lo) = _exact_setup(toy_fit.estimator, chunk_voxels=23)
-    graph = tail_counts_graph(blocks, int(observed.sum()), up, lo, N_ITERS, seed=3,
-                              chunk_iters=11)
-    upper, lower = graph.compute(scheduler="synchronous")
+    upper, lower, seed = permutation_tail_counts(blocks, int(observed.sum()), up, lo, N_ITERS,
+                                                 seed=3, chunk_iters=11)
+    assert seed == 3
     p, sign = two_sided_p(upper, lower, N_ITERS)
     np.testing.assert_array_equal(p, toy_fit.get_map("p_desc-group1MinusGroup2", "array"))
     np.testing.assert_array_equal(
@@ -202,6 +202,16 @@ def test_other_seed_other_null(toy_fit, toy_space, groups):
     other = dmeta.ALESubtraction(n_iters=N_ITERS, seed=4, mask=toy_space.mask_img).fit(*groups)
     assert not np.array_equal(other.get_map("p_desc-group1MinusGroup2", "array"),
                               toy_fit.get_map("p_desc-group1MinusGroup2", "array"))
+
+
+def test_drawn_seed_is_the_one_recorded(toy_fit, toy_space, groups):
+    """Without a seed the engine draws one; the estimator records it and it repeats the fit."""
+    drawn = dmeta.ALESubtraction(n_iters=N_ITERS, mask=toy_space.mask_img).fit(*groups)
+    seed = drawn.estimator.seed_
+    assert isinstance(seed, int) and drawn.attrs["params"]["seed"] == seed
+    again = dmeta.ALESubtraction(n_iters=N_ITERS, seed=seed, mask=toy_space.mask_img).fit(*groups)
+    np.testing.assert_array_equal(again.get_map("p_desc-group1MinusGroup2", "array"),
+                                  drawn.get_map("p_desc-group1MinusGroup2", "array"))
 
 
 def test_relabellings_keep_group_sizes():

@@ -24,11 +24,15 @@ through environment variables (``DASK_DMETA__CLUSTER__WAIT_TIMEOUT=3600``):
 ``dmeta.cluster.connect-timeout`` (default 10 s)
     how long ``connect("tcp://...")`` tries to reach the scheduler.
 
-Modules: ``connection`` (connect, close, session, the active client), ``jobqueue``
-(SLURM/PBS batch jobs), ``config`` (YAML files and timeouts), ``dashboard`` (the
-dashboard link) and ``errors`` (:class:`ClusterError`).
+Every Dask use in dmeta goes through :func:`run_blocks` (one task per block, each result
+written as it arrives, one progress bar, pending tasks cancelled on error).
+
+Modules: ``connection`` (connect, close, session, the active client), ``blocks``
+(:func:`run_blocks`), ``jobqueue`` (SLURM/PBS batch jobs), ``config`` (YAML files and
+timeouts), ``dashboard`` (the dashboard link) and ``errors`` (:class:`ClusterError`).
 """
 
+from .blocks import run_blocks
 from .config import load_config
 from .connection import active_client, close, connect, session
 from .errors import ClusterError
@@ -40,5 +44,6 @@ __all__ = [
     "close",
     "connect",
     "load_config",
+    "run_blocks",
     "session",
 ]

@@ -2,6 +2,8 @@
 analyses each tail is about (the one group of a single-sample ALE; group 1 for the positive
 and group 2 for the negative tail of a subtraction, as in NiMARE)."""
 
+from __future__ import annotations
+
 import warnings
 from dataclasses import dataclass
 
@@ -11,7 +13,9 @@ import pandas as pd
 from dmeta.ale import ALE
 from dmeta.base import DmetaBase
 from dmeta.diagnostics.tables import TAIL_LABELS, cluster_table
+from dmeta.docstrings import fill_doc
 from dmeta.errors import InputError
+from dmeta.results import MetaResult
 from dmeta.subtraction import ALESubtraction
 
 
@@ -51,25 +55,18 @@ def statistic_map(result):
     raise InputError("the result has neither a 'stat' nor a 'stat_desc-group1MinusGroup2' map")
 
 
+@fill_doc
 class Diagnostics(DmetaBase):
     """Characterise each analysis's part in each cluster of a target map.
 
     Parameters
     ----------
-    target_image : str
-        Map whose clusters are characterised.
-    voxel_thresh : float, optional
-        Threshold on the target map, in its units (e.g. 3.1 for ``z``); None keeps every
-        non-zero voxel, as for an already thresholded, cluster-corrected map.
-    cluster_threshold : int, optional
-        Minimum cluster size in voxels.
-    display_second_group : bool
-        For a subtraction with clusters in both tails, also characterise the negative tail
-        (group 2's analyses); otherwise only group 1's positive tail.
+    %(diagnostic_parameters)s
     """
 
-    def __init__(self, target_image="z_desc-size_level-cluster_corr-FWE_method-montecarlo",
-                 voxel_thresh=None, cluster_threshold=None, display_second_group=False):
+    def __init__(self, target_image: str = "z_desc-size_level-cluster_corr-FWE_method-montecarlo",
+                 voxel_thresh: float | None = None, cluster_threshold: int | None = None,
+                 display_second_group: bool = False):
         self.target_image = target_image
         self.voxel_thresh = voxel_thresh
         self.cluster_threshold = cluster_threshold
@@ -89,7 +86,7 @@ class Diagnostics(DmetaBase):
             tails = list(labels)
         return [(tail, groups[0] if tail == "positive" else groups[1]) for tail in tails]
 
-    def transform(self, result):
+    def transform(self, result: MetaResult) -> MetaResult:
         """Return a copy of ``result`` with the clusters table, label maps and one table of
         contributions per tail (``<target>_diag-<Name>_tab-counts_tail-<tail>``)."""
         table, labels = cluster_table(result, self.target_image, self.voxel_thresh,

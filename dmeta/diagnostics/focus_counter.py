@@ -3,6 +3,7 @@
 import numpy as np
 
 from dmeta.diagnostics.base import Diagnostics
+from dmeta.docstrings import fill_doc
 from dmeta.space import values_at
 
 
@@ -23,8 +24,14 @@ def count_foci(foci, labels_volume, cluster_ids):
     return counts.reshape(len(foci.ids), cluster_ids.size)
 
 
+@fill_doc
 class FocusCounter(Diagnostics):
-    """Count each analysis's foci in each cluster of the target map (NiMARE's FocusCounter)."""
+    """Count each analysis's foci in each cluster of the target map (NiMARE's FocusCounter).
+
+    Parameters
+    ----------
+    %(diagnostic_parameters)s
+    """
 
     def contributions(self, result, group, labels, cluster_ids):
         return count_foci(group.ma.foci, result.space.to_volume(labels), cluster_ids)

@@ -14,8 +14,9 @@ the cluster voxels, blocked over voxels (as Dask tasks) when the problem is larg
 import numpy as np
 from scipy import sparse
 
-from dmeta.compute import session
+from dmeta.compute import run_blocks
 from dmeta.diagnostics.base import Diagnostics, statistic_map
+from dmeta.docstrings import fill_doc
 
 #: Non-zeros of MA in the cluster voxels above which blocks go to Dask workers.
 DASK_NNZ = 20_000_000
@@ -79,25 +80,31 @@ def jackknife_contributions(matrix, stat, labels, cluster_ids, sign=1, chunk_vox
     if len(args) == 1:
         sums = contribution_sums(*args[0])
     else:
-        with session() as client:
-            sums = sum(client.gather(client.map(_block_sums, args)))
+        parts = {}
+        run_blocks(contribution_sums, dict(enumerate(args)), parts.__setitem__,
+                   desc="Jackknife voxel blocks")
+        sums = sum(parts[n] for n in range(len(args)))  # in block order: the same floats
     return sums / sizes
 
 
-def _block_sums(args):
-    return contribution_sums(*args)
-
-
+@fill_doc
 class Jackknife(Diagnostics):
     """Leave-one-out contribution of each analysis to each cluster (NiMARE's Jackknife).
 
     Values are the mean over a cluster's voxels of the proportional drop of the statistic
     when the analysis is left out, computed for every analysis at once (see module notes).
+
+    Parameters
+    ----------
+    %(diagnostic_parameters)s
+    chunk_voxels : int, optional
+        Cluster voxels per block; by default one block, unless the modeled activation
+        there is large. Blocks beyond one run as Dask tasks.
     """
 
-    def __init__(self, target_image="z_desc-size_level-cluster_corr-FWE_method-montecarlo",
-                 voxel_thresh=None, cluster_threshold=None, display_second_group=False,
-                 chunk_voxels=None):
+    def __init__(self, target_image: str = "z_desc-size_level-cluster_corr-FWE_method-montecarlo",
+                 voxel_thresh: float | None = None, cluster_threshold: int | None = None,
+                 display_second_group: bool = False, chunk_voxels: int | None = None):
         super().__init__(target_image, voxel_thresh, cluster_threshold, display_second_group)
         self.chunk_voxels = chunk_voxels
 

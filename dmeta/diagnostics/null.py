@@ -7,7 +7,6 @@ datasets on dmeta's Monte Carlo kernel: random analysis subsets, random foci in 
 space.
 """
 
-import copy
 import functools
 import hashlib
 import json
@@ -18,7 +17,7 @@ from scipy.stats import norm
 
 from dmeta.approximate_null import hist_to_p
 from dmeta.errors import InputError
-from dmeta.montecarlo import NullPlan
+from dmeta.montecarlo.plan import NullPlan, run_kernel
 from dmeta.stats import p_to_z
 from dmeta.validation import check_choice
 
@@ -59,9 +58,12 @@ def _z_passes(stat, weights, bins, voxel_thresh):
 
 
 def stat_cut(weights, bins, voxel_thresh):
-    """ALE above which :func:`passes` holds: half a bin below the first passing bin centre."""
+    """ALE above which :func:`passes` holds: half a bin below the first passing bin centre.
+
+    None when no bin passes: a value's p is its bin's, so then no ALE value passes either.
+    """
     ok = np.flatnonzero(_z_passes(bins, weights, bins, voxel_thresh))
-    return 1.0 if ok.size == 0 else float(bins[ok[0]] - 0.5 * (bins[1] - bins[0]))
+    return None if ok.size == 0 else float(bins[ok[0]] - 0.5 * (bins[1] - bins[0]))
 
 
 def passes(stat, weights, bins, voxel_thresh):
@@ -71,7 +73,10 @@ def passes(stat, weights, bins, voxel_thresh):
     above it; every other voxel fails it.
     """
     out = np.zeros(np.shape(stat), dtype=bool)
-    near = stat > stat_cut(weights, bins, voxel_thresh) - (bins[1] - bins[0])
+    cut = stat_cut(weights, bins, voxel_thresh)
+    if cut is None:
+        return out
+    near = stat > cut - (bins[1] - bins[0])
     out[near] = _z_passes(stat[near], weights, bins, voxel_thresh)
     return out
 
@@ -84,7 +89,10 @@ class ResamplingNullPlan(NullPlan):
     subset from one seeded with ``(seed, i, 1)``, so blocks stay chunking-independent. The
     foci of analyses left out are parked on a voxel whose kernel cannot reach the mask, so a
     whole block still runs as one call of the compiled kernel; a mask that leaves no such
-    voxel runs its iterations one by one.
+    voxel runs its iterations one by one, each on its subset's own layout.
+
+    ``thresh`` is a cluster-forming ALE threshold, or None for no cluster statistics (what
+    :func:`stat_cut` gives when no value can pass). The plan keeps no histogram.
     """
 
     def __init__(self, ma, thresh, sample_ijk, target_n=None):
@@ -108,10 +116,12 @@ class ResamplingNullPlan(NullPlan):
         rng = np.random.default_rng([seed, it, 1])
         return np.sort(rng.permutation(self._counts.size)[: self.target_n])
 
+    def _foci(self, seed, it):
+        """Sample-space row of every focus of iteration ``it``, all analyses kept."""
+        return np.random.default_rng([seed, it]).integers(self._n_sample, size=self.n_foci)
+
     def draws(self, seed, start, stop):
-        out = np.stack([np.random.default_rng([seed, it]).integers(self._n_sample,
-                                                                   size=self.n_foci)
-                        for it in range(start, stop)])
+        out = np.stack([self._foci(seed, it) for it in range(start, stop)])
         if self._subsetting:
             for row, it in zip(out, range(start, stop)):
                 kept = np.zeros(self._counts.size, dtype=bool)
@@ -129,15 +139,10 @@ class ResamplingNullPlan(NullPlan):
         rows = []
         for it in range(start, stop):
             chosen = self._subset(seed, it)
-            part = copy.copy(self)
-            part.target_n = None
-            part.starts = np.concatenate([[0], np.cumsum(self._counts[chosen])]).astype(np.int64)
-            part.kernel_index = self.kernel_index[chosen]
-            draws = np.random.default_rng([seed, it]).integers(self._n_sample, size=self.n_foci)
-            starts = self.starts
-            kept = np.concatenate([draws[starts[a]:starts[a + 1]] for a in chosen])
-            part.draws = lambda *_, kept=kept: kept[None, :]
-            rows.append(NullPlan.run(part, seed, it, it + 1)[0])
+            foci = self._foci(seed, it)
+            kept = np.concatenate([foci[self.starts[a]:self.starts[a + 1]] for a in chosen])
+            starts = np.concatenate([[0], np.cumsum(self._counts[chosen])]).astype(np.int64)
+            rows.append(run_kernel(self, kept[None, :], starts, self.kernel_index[chosen])[0])
         return np.concatenate(rows), np.zeros(self.n_bins, dtype=np.int64)
 
 

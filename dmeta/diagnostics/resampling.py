@@ -2,6 +2,7 @@
 
 from itertools import combinations
 from math import comb
+from typing import Literal
 
 import numpy as np
 
@@ -9,6 +10,8 @@ from dmeta.errors import InputError
 from dmeta.validation import check_choice, check_int_range
 
 POLICIES = ("leave_1_out", "leave_k_out", "subsample")
+#: A resampling policy, for annotations (the names in POLICIES).
+Policy = Literal["leave_1_out", "leave_k_out", "subsample"]
 
 #: Above this many distinct subsets, n_resamples must say how many to draw.
 EXHAUSTIVE_LIMIT = 1000

@@ -1,13 +1,23 @@
 """ResampledStability: how reproducibly each voxel survives when analyses are resampled."""
 
+from __future__ import annotations
+
+import os
+from typing import Literal
+
 import pandas as pd
 
 from dmeta.base import DmetaBase
 from dmeta.diagnostics.base import analysis_groups
+from dmeta.diagnostics.resampling import Policy
 from dmeta.diagnostics.sweep import Config, Thresholds, run_stability
+from dmeta.docstrings import fill_doc
 from dmeta.errors import InputError
+from dmeta.results import MetaResult
+from dmeta.validation import check_run_params
 
 
+@fill_doc
 class ResampledStability(DmetaBase):
     """Voxelwise stability of the thresholded ALE under resampling of its analyses.
 
@@ -33,32 +43,28 @@ class ResampledStability(DmetaBase):
         Analyses left out per replicate (``leave_k_out``).
     target_n : int, optional
         Analyses kept per replicate (``subsample``; default all).
-    n_resamples : int, optional
-        Replicates; None uses every subset (at most 1000).
-    random_state : int, optional
-        Seeds the subsets and the Monte Carlo null.
+    %(n_resamples)s
+    %(random_state)s
     voxel_thresh : float, optional
-        Cluster-forming uncorrected p (0.001 if None).
-    cluster_threshold : int, optional
-        A fixed cluster size (voxels) to exceed instead of the Monte Carlo quantile.
-    alpha : float
-        Family-wise error rate of the cluster-size threshold.
-    refit : {"approximate", "full"}
+        Cluster-forming uncorrected p, under the approximate null (0.001 if None).
+    %(cluster_threshold_stability)s
+    %(alpha_stability)s
+    %(refit)s
     n_iters : int, optional
         Monte Carlo iterations per null; by default those of the result's FWE null, else 5000.
-    mask_coverage : {"gm", "brain"}
-        Where random foci of the null are drawn.
-    store : str or Path, optional
-        Zarr store keeping nulls and finished replicates, so a rerun resumes.
-    chunk_iters : int, optional
-        Monte Carlo iterations per task (results do not depend on it).
+    %(mask_coverage)s
+    %(store_stability)s
+    %(chunk_iters)s
     """
 
-    def __init__(self, target_image="z_desc-size_level-cluster_corr-FWE_method-montecarlo",
-                 resampling_policy="subsample", k=None, target_n=None, n_resamples=None,
-                 random_state=None, voxel_thresh=None, cluster_threshold=None, alpha=0.05,
-                 refit="approximate", n_iters=None, mask_coverage="gm", store=None,
-                 chunk_iters=None):
+    def __init__(self, target_image: str = "z_desc-size_level-cluster_corr-FWE_method-montecarlo",
+                 resampling_policy: Policy = "subsample", k: int | None = None,
+                 target_n: int | None = None, n_resamples: int | None = None,
+                 random_state: int | None = None, voxel_thresh: float | None = None,
+                 cluster_threshold: int | None = None, alpha: float = 0.05,
+                 refit: Literal["approximate", "full"] = "approximate",
+                 n_iters: int | None = None, mask_coverage: Literal["gm", "brain"] = "gm",
+                 store: str | os.PathLike | None = None, chunk_iters: int | None = None):
         self.target_image = target_image
         self.resampling_policy = resampling_policy
         self.k = k
@@ -81,8 +87,10 @@ class ResampledStability(DmetaBase):
             return int(result.nulls.attrs["n_iters"])
         return 5000
 
-    def transform(self, result):
+    def transform(self, result: MetaResult) -> MetaResult:
         """Return a copy of ``result`` with the stability map and the summary table."""
+        check_run_params(self.random_state, "random_state", n_iters=self.n_iters,
+                         chunk_iters=self.chunk_iters, n_resamples=self.n_resamples)
         groups = analysis_groups(result)
         if len(groups) != 1:
             raise InputError("ResampledStability supports single-sample ALE results only")

@@ -2,26 +2,32 @@
 number of resampling configurations at once, kept in Zarr so an interrupted sweep resumes.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
+import os
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from distributed import as_completed
 
 from dmeta.approximate_null import approximate_null, histogram_bins
-from dmeta.compute import session
+from dmeta.compute import run_blocks
+from dmeta.coordinates import CoordinateSet
 from dmeta.diagnostics.null import ResamplingNullPlan, sample_space, stat_cut, z_cut
 from dmeta.diagnostics.replicates import log_complement, replicate_supports
-from dmeta.diagnostics.resampling import subset_schedule, subset_size
+from dmeta.diagnostics.resampling import Policy, subset_schedule, subset_size
 from dmeta.diagnostics.store import SupportStore
+from dmeta.docstrings import fill_doc
 from dmeta.errors import InputError
 from dmeta.montecarlo import run_nulls
 from dmeta.seeds import derive_seed
-from dmeta.validation import check_choice, check_positive_int
+from dmeta.validation import check_choice, check_positive_int, check_run_params
 
 REFITS = ("approximate", "full")
 
@@ -131,7 +137,8 @@ def run_stability(ma, configs, th, seed=None, store=None, chunk_iters=None,
         sizes = nulls[key][0]["max_cluster_size"].values
         return float(np.percentile(sizes, 100.0 * (1.0 - th.alpha)))
 
-    jobs = []
+    log_ma = log_complement(ma.matrix) if any(replicate_nulls.values()) else None
+    blocks = {}
     for name, config in configs.items():
         pending = sorted(replicate_nulls[name])
         for a in range(0, len(pending), chunk_replicates):
@@ -142,23 +149,15 @@ def run_stability(ma, configs, th, seed=None, store=None, chunk_iters=None,
                           else f"stability-{name}-r{r:05d}"))
                 for r in block
             ]
-            jobs.append((name, block, config.subsets[block], cuts))
-    if jobs:
-        with session() as client:
-            [log_ma] = client.scatter([log_complement(ma.matrix)], broadcast=True, hash=False)
-            [space_f] = client.scatter([space], broadcast=True, hash=False)
-            futures = {
-                client.submit(replicate_supports, log_ma, subsets, cuts, th.voxel_thresh,
-                              space_f, pure=False): (name, block)
-                for name, block, subsets, cuts in jobs
-            }
-            try:
-                for future in as_completed(list(futures)):
-                    name, block = futures[future]
-                    stores[name].write(block, future.result())
-                    future.release()
-            finally:
-                client.cancel(list(futures))
+            blocks[name, tuple(block)] = (log_ma, config.subsets[block], cuts, th.voxel_thresh,
+                                          space)
+
+    def write(key, supports):
+        name, block = key
+        stores[name].write(block, supports)
+
+    run_blocks(replicate_supports, blocks, write, shared=(log_ma, space),
+               desc="Stability replicates")
     return {name: st.stability() for name, st in stores.items()}
 
 
@@ -174,29 +173,44 @@ def summary_row(stability, n_replicates):
     }
 
 
-def stability_sweep(cset, policies=("leave_1_out",), k=None, target_n=None, n_resamples=None,
-                    random_state=None, voxel_thresh=0.001, alpha=0.05, n_iters=5000,
-                    refit="approximate", cluster_threshold=None, mask_coverage="gm",
-                    store=None, chunk_iters=None, kernel_fwhm=None, sample_size=None):
+@fill_doc
+def stability_sweep(cset: CoordinateSet, policies: Sequence[Policy] = ("leave_1_out",),
+                    k: int | Sequence[int] | None = None,
+                    target_n: int | Sequence[int] | None = None, n_resamples: int | None = None,
+                    random_state: int | None = None, voxel_thresh: float = 0.001,
+                    alpha: float = 0.05, n_iters: int = 5000,
+                    refit: Literal["approximate", "full"] = "approximate",
+                    cluster_threshold: int | None = None,
+                    mask_coverage: Literal["gm", "brain"] = "gm",
+                    store: str | os.PathLike | None = None, chunk_iters: int | None = None,
+                    kernel_fwhm: float | None = None,
+                    sample_size: int | None = None) -> xr.Dataset:
     """Resampled stability of an ALE under a grid of policies, as one resumable run.
+
+    Each configuration is thresholded as by :class:`~dmeta.ResampledStability`; all of
+    their Monte Carlo nulls, then all of their replicates, run as one set of Dask tasks.
 
     Parameters
     ----------
     cset : CoordinateSet
     policies : sequence of {"leave_1_out", "leave_k_out", "subsample"}
+        One configuration per policy (and per value of ``k`` or ``target_n``).
     k : int or sequence of int, optional
         Analyses left out, one configuration per value (``leave_k_out``).
     target_n : int or sequence of int, optional
         Analyses kept, one configuration per value (``subsample``).
-    n_resamples, random_state, voxel_thresh, alpha, n_iters, refit, cluster_threshold, \
-mask_coverage
-        As for :class:`ResampledStability`; ``random_state`` also seeds the Monte Carlo.
-    store : str or Path, optional
-        Zarr store keeping nulls and finished replicates; rerunning resumes.
-    chunk_iters : int, optional
-        Monte Carlo iterations per task.
-    kernel_fwhm, sample_size
-        As for :class:`dmeta.ALE`.
+    %(n_resamples)s
+    %(random_state)s
+    %(voxel_thresh)s
+    %(alpha_stability)s
+    %(n_iters)s
+    %(refit)s
+    %(cluster_threshold_stability)s
+    %(mask_coverage)s
+    %(store_stability)s
+    %(chunk_iters)s
+    %(kernel_fwhm)s
+    %(sample_size)s
 
     Returns
     -------
@@ -208,6 +222,8 @@ mask_coverage
     """
     from dmeta.ale import ALE
 
+    check_run_params(random_state, "random_state", n_iters=n_iters, chunk_iters=chunk_iters,
+                     n_resamples=n_resamples)
     ma = ALE(kernel_fwhm=kernel_fwhm, sample_size=sample_size).fit(cset).estimator.ma_
     n = len(ma.ids)
     configs = {}

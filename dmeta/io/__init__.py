@@ -7,14 +7,16 @@ else a NiMARE Dataset JSON; a ``.txt`` file, or text starting with ``//``, is Sl
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from dmeta.coordinates import CoordinateSet
+from dmeta.docstrings import fill_doc
 from dmeta.errors import InputError
 from dmeta.io.nimare_json import dataset_from_dict, is_nimare_dataset, read_nimare_json
 from dmeta.io.parquet_studyset import read_parquet_studyset
 from dmeta.io.sleuth import parse_sleuth, read_sleuth, read_text
-from dmeta.io.spaces import UNKNOWN_SPACE_POLICIES, tal2mni
+from dmeta.io.spaces import UNKNOWN_SPACE_POLICIES, UnknownSpace, tal2mni
 from dmeta.io.studyset_json import read_json, read_studyset_json, studyset_from_dict
 from dmeta.validation import check_choice
 
@@ -29,18 +31,16 @@ __all__ = [
 ]
 
 
-def load(path, unknown_space="keep") -> CoordinateSet:
+@fill_doc
+def load(path: str | os.PathLike, unknown_space: UnknownSpace = "keep") -> CoordinateSet:
     """Read coordinate data in any supported format, detected from the input.
 
     Parameters
     ----------
-    path : str or pathlib.Path
+    path : str or os.PathLike
         A Sleuth ``.txt`` file, a NIMADS or NiMARE Dataset ``.json`` file, or a parquet
         studyset directory.
-    unknown_space : {"keep", "drop", "error"}
-        Foci in a space that is neither MNI nor Talairach (NeuroStore's ``OTHER``,
-        ``UNKNOWN``, no label): used as given with one warning counting them, as NiMARE
-        does ("keep"); left out ("drop"); or refused ("error"). See :mod:`dmeta.io.spaces`.
+    %(unknown_space)s
 
     Returns
     -------

@@ -8,32 +8,29 @@ or ``sample_size``.
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import numpy as np
 
 from dmeta.coordinates import AnalysisRecord, CoordinateSet
+from dmeta.docstrings import fill_doc
 from dmeta.errors import InputError
+from dmeta.io.spaces import UnknownSpace
 from dmeta.io.studyset_json import coordinate_triple, read_json, sample_size
 
 
-def read_nimare_json(path, unknown_space="keep") -> CoordinateSet:
-    """Read a NiMARE Dataset JSON file.
+@fill_doc
+def read_nimare_json(path: str | os.PathLike,
+                     unknown_space: UnknownSpace = "keep") -> CoordinateSet:
+    """Read a NiMARE Dataset JSON file (the older format of NiMARE's ``Dataset``).
 
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        The ``.json`` file.
-    unknown_space : {"keep", "drop", "error"}
-        What to do with contrasts in unrecognised spaces (see :mod:`dmeta.io.spaces`).
-
-    Returns
-    -------
-    CoordinateSet
-        Foci in MNI mm (Talairach contrasts converted).
+    %(reader)s
     """
     return dataset_from_dict(read_json(path), str(path), unknown_space)
 
 
-def is_nimare_dataset(document) -> bool:
+def is_nimare_dataset(document: Any) -> bool:
     """Whether a parsed JSON document looks like a NiMARE Dataset (study ids -> contrasts)."""
     return (
         isinstance(document, dict)
@@ -42,7 +39,8 @@ def is_nimare_dataset(document) -> bool:
     )
 
 
-def dataset_from_dict(document, source: str, unknown_space="keep") -> CoordinateSet:
+def dataset_from_dict(document: Any, source: str,
+                      unknown_space: UnknownSpace = "keep") -> CoordinateSet:
     """Build a CoordinateSet from a parsed NiMARE Dataset JSON; ``source`` names it."""
     if not isinstance(document, dict) or not document:
         raise InputError(f"{source}: not a NiMARE dataset (expected an object of study ids)")

@@ -12,6 +12,7 @@ NiMARE's ``Studyset.from_parquet``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,21 +21,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dmeta.coordinates import AnalysisRecord, CoordinateSet
+from dmeta.docstrings import fill_doc
 from dmeta.errors import InputError
+from dmeta.io.spaces import UnknownSpace
 from dmeta.io.studyset_json import read_json, sample_size
 
 _SIZE_FIELDS = ["sample_sizes", "sample_size"]
 
 
-def read_parquet_studyset(path, unknown_space="keep") -> CoordinateSet:
+@fill_doc
+def read_parquet_studyset(path: str | os.PathLike,
+                          unknown_space: UnknownSpace = "keep") -> CoordinateSet:
     """Read a parquet studyset directory.
 
     Parameters
     ----------
-    path : str or pathlib.Path
+    path : str or os.PathLike
         The directory.
-    unknown_space : {"keep", "drop", "error"}
-        What to do with foci in unrecognised spaces (see :mod:`dmeta.io.spaces`).
+    %(unknown_space)s
 
     Returns
     -------

@@ -15,13 +15,16 @@ separator the contrast is ``analysis_1``. The id is ``{study}-{contrast}``, e.g.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import numpy as np
 
 from dmeta.coordinates import AnalysisRecord, CoordinateSet
+from dmeta.docstrings import fill_doc
 from dmeta.errors import InputError
+from dmeta.io.spaces import UnknownSpace
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _REFERENCE = re.compile(r"//\s*reference\s*=\s*(.*)", re.IGNORECASE)
@@ -30,7 +33,7 @@ _YEAR = re.compile(r"(19|20)\d{2}")
 _FIELD_SEP = re.compile(r"[\s,]+")
 
 
-def read_text(path) -> str:
+def read_text(path: str | os.PathLike) -> str:
     """Return the text of an input file, raising InputError if it is missing or empty.
 
     UTF-8 (with or without a byte-order mark) is expected; other bytes are read as
@@ -51,26 +54,16 @@ def read_text(path) -> str:
     return text
 
 
-def read_sleuth(path, unknown_space="keep") -> CoordinateSet:
-    """Read a Sleuth text file.
+@fill_doc
+def read_sleuth(path: str | os.PathLike, unknown_space: UnknownSpace = "keep") -> CoordinateSet:
+    """Read a Sleuth text file; each focus keeps its ``line`` number.
 
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        The ``.txt`` file.
-    unknown_space : {"keep", "drop", "error"}
-        What to do when ``Reference=`` names no recognised space (see
-        :mod:`dmeta.io.spaces`).
-
-    Returns
-    -------
-    CoordinateSet
-        Foci in MNI mm (Talairach files converted), with ``line`` numbers.
+    %(reader)s
     """
     return parse_sleuth(read_text(path), str(path), unknown_space)
 
 
-def parse_sleuth(text: str, source: str, unknown_space="keep") -> CoordinateSet:
+def parse_sleuth(text: str, source: str, unknown_space: UnknownSpace = "keep") -> CoordinateSet:
     """Parse Sleuth text; ``source`` names it in messages and the ``source`` column."""
     lines = [
         (number, line.strip())

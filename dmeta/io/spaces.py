@@ -25,14 +25,18 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from dmeta.errors import InputError
 from dmeta.messages import warn
 from dmeta.validation import check_choice
 
 UNKNOWN_SPACE_POLICIES = ("keep", "drop", "error")
+#: An ``unknown_space`` policy, for annotations (the names in UNKNOWN_SPACE_POLICIES).
+UnknownSpace = Literal["keep", "drop", "error"]
 
 _MNI_LABELS = {"mni", "mni152", "mni1522mm", "mni1521mm", "mni305", "icbm", "icbm152", "ale2mm"}
 _TAL_LABELS = {"tal", "talairach", "tal2mm", "talairachtournoux"}
@@ -49,7 +53,7 @@ _MNI_TO_TAL_LINEAR = np.array(
 _MNI_TO_TAL_SHIFT = np.array([-1.0423, -1.3940, 3.6475])
 
 
-def tal2mni(xyz):
+def tal2mni(xyz: ArrayLike) -> np.ndarray:
     """Convert Talairach coordinates to MNI coordinates.
 
     Parameters

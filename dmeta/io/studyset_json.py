@@ -14,15 +14,19 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import os
+from typing import Any
 
 import numpy as np
 
 from dmeta.coordinates import AnalysisRecord, CoordinateSet
+from dmeta.docstrings import fill_doc
 from dmeta.errors import InputError
 from dmeta.io.sleuth import read_text
+from dmeta.io.spaces import UnknownSpace
 
 
-def read_json(path):
+def read_json(path: str | os.PathLike) -> Any:
     """Parse a JSON file, raising InputError naming the file and line on failure."""
     text = read_text(path)
     try:
@@ -31,25 +35,18 @@ def read_json(path):
         raise InputError(f"{path}, line {err.lineno}: invalid JSON ({err.msg})") from None
 
 
-def read_studyset_json(path, unknown_space="keep") -> CoordinateSet:
-    """Read a NIMADS studyset JSON file.
+@fill_doc
+def read_studyset_json(path: str | os.PathLike,
+                       unknown_space: UnknownSpace = "keep") -> CoordinateSet:
+    """Read a NIMADS studyset JSON file (NeuroStore's format).
 
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        The ``.json`` file.
-    unknown_space : {"keep", "drop", "error"}
-        What to do with points in unrecognised spaces (see :mod:`dmeta.io.spaces`).
-
-    Returns
-    -------
-    CoordinateSet
-        Foci in MNI mm (Talairach points converted).
+    %(reader)s
     """
     return studyset_from_dict(read_json(path), str(path), unknown_space)
 
 
-def studyset_from_dict(document, source: str, unknown_space="keep") -> CoordinateSet:
+def studyset_from_dict(document: Any, source: str,
+                       unknown_space: UnknownSpace = "keep") -> CoordinateSet:
     """Build a CoordinateSet from a parsed NIMADS studyset; ``source`` names it."""
     if not isinstance(document, dict) or not isinstance(document.get("studies"), list):
         raise InputError(f"{source}: not a NIMADS studyset (no 'studies' list)")

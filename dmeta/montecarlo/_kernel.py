@@ -144,7 +144,7 @@ def _any_below(total, o, n, cut):
 
 @numba.njit(cache=True)
 def null_iterations(draws, mask_ijk, starts, kernel_index, radii, log_kernels, shape,
-                    mask_flat, thresh, hist, inv_step):
+                    mask_flat, thresh, clusters, hist, histogram, inv_step):
     """Run one block of Monte Carlo iterations.
 
     Parameters
@@ -168,15 +168,20 @@ def null_iterations(draws, mask_ijk, starts, kernel_index, radii, log_kernels, s
         The mask, C-order flat.
     thresh : float
         Cluster-forming ALE threshold: clusters are voxels with ALE above it.
+    clusters : bool
+        Whether to compute cluster statistics (``thresh`` is not read otherwise).
     hist : (n_bins,) int64
-        Voxelwise-null histogram, incremented in place (length 1 to skip it).
+        Voxelwise-null histogram, incremented in place.
+    histogram : bool
+        Whether to accumulate ``hist`` (it is not touched otherwise).
     inv_step : float
         Inverse bin width of ``hist``.
 
     Returns
     -------
     (n_iters, 3) float64
-        Max ALE, max cluster size (voxels) and max cluster mass (sum of ALE - thresh).
+        Max ALE, max cluster size (voxels) and max cluster mass (sum of ALE - thresh); both
+        cluster columns are 0 without ``clusters``.
     """
     n_iters, n_foci = draws.shape
     n_analyses = starts.shape[0] - 1
@@ -189,18 +194,19 @@ def null_iterations(draws, mask_ijk, starts, kernel_index, radii, log_kernels, s
     plane = ny * nz
     n_mask = mask_ijk.shape[0]
     n_bins = hist.shape[0]
-    log_thresh = np.log1p(-thresh)
+    log_thresh = np.log1p(-thresh) if clusters else 0.0
     # The float32 nearest above log_thresh: any float32 value below log_thresh is below it.
     cut_thresh = np.float32(log_thresh)
     if cut_thresh < log_thresh:
         cut_thresh = np.nextafter(cut_thresh, np.float32(0.0))
-    one = np.float32(thresh == thresh)  # 1.0 that LLVM cannot fold away, see _min_row
+    one = np.float32(inv_step == inv_step)  # 1.0 that LLVM cannot fold away, see _min_row
     total = np.zeros(SLAB * ny * nzp, dtype=np.float32)
     buf = np.zeros(SLAB * ny * nzp, dtype=np.float32)
-    labels = np.zeros(nx * plane, dtype=np.int64)
-    supra = np.empty(nx * plane, dtype=np.int64)
-    supra_ale = np.empty(nx * plane)
-    stack = np.empty(nx * plane, dtype=np.int64)
+    n_scratch = nx * plane if clusters else 0
+    labels = np.zeros(n_scratch, dtype=np.int64)
+    supra = np.empty(n_scratch, dtype=np.int64)
+    supra_ale = np.empty(n_scratch)
+    stack = np.empty(n_scratch, dtype=np.int64)
     centers = np.empty((n_foci, 3), dtype=np.int64)
     rad = np.empty(n_foci, dtype=np.int64)
     hits = np.empty(n_foci, dtype=np.int64)
@@ -239,9 +245,10 @@ def null_iterations(draws, mask_ijk, starts, kernel_index, radii, log_kernels, s
             if n_hits == 0:
                 continue
 
-            # Read the slab densely over the rows the cubes reached, then zero them. A row
-            # is read voxel by voxel only if it may hold a new maximum or a supra-threshold
-            # voxel (the vector test ignores the mask, so it errs on the safe side).
+            # Read the slab densely over the rows the cubes reached, then zero them. Without
+            # a histogram, a row is read voxel by voxel only if it may hold a new maximum or
+            # a supra-threshold voxel (the vector test ignores the mask, so it errs on the
+            # safe side).
             j_lo, j_hi = ny, 0
             for p in range(n_hits):
                 f = hits[p]
@@ -251,29 +258,32 @@ def null_iterations(draws, mask_ijk, starts, kernel_index, radii, log_kernels, s
                 for j in range(j_lo, j_hi):
                     o = ((i - s0) * ny + j) * nzp + big_r
                     m = (i * ny + j) * nz
-                    if n_bins == 1 and not _any_below(total, o, nz, max(lowest, cut_thresh)):
-                        continue
+                    if not histogram:
+                        cut = max(lowest, cut_thresh) if clusters else lowest
+                        if not _any_below(total, o, nz, cut):
+                            continue
                     for k in range(nz):
                         v = total[o + k]
                         if v == 0.0 or mask_flat[m + k] == 0:
                             continue
                         lowest = min(lowest, v)
-                        if n_bins > 1:
+                        if histogram:
                             n_seen += 1
                             hist[nearest(-np.expm1(v), inv_step, n_bins)] += 1
-                        if v < log_thresh:
+                        if clusters and v < log_thresh:
                             ale = -np.expm1(np.float64(v))
                             if ale > thresh:
                                 supra[n_supra] = m + k
                                 supra_ale[n_supra] = ale
                                 n_supra += 1
                 total[((i - s0) * ny + j_lo) * nzp:((i - s0) * ny + j_hi) * nzp] = 0.0
-        if n_bins > 1:
+        if histogram:
             hist[0] += n_mask - n_seen
         out[it, MAX_STAT] = -np.expm1(np.float64(lowest))
-        out[it, MAX_SIZE], out[it, MAX_MASS] = _largest_cluster(
-            supra, supra_ale, n_supra, thresh, labels, stack, shape
-        )
+        if clusters:
+            out[it, MAX_SIZE], out[it, MAX_MASS] = _largest_cluster(
+                supra, supra_ale, n_supra, thresh, labels, stack, shape
+            )
     return out
 
 

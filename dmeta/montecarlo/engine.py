@@ -5,22 +5,22 @@ costs only the blocks in flight, and a progress bar follows them (tasks also sho
 Dask dashboard).
 """
 
+from __future__ import annotations
+
 import math
-import warnings
+import os
+from typing import TYPE_CHECKING
 
-from distributed import as_completed
-from tqdm import TqdmWarning
-
-from dmeta.compute import session
+from dmeta.compute import run_blocks
+from dmeta.docstrings import fill_doc
 from dmeta.montecarlo.store import NullStore
 from dmeta.validation import check_positive_int
 
-with warnings.catch_warnings():
-    # tqdm.auto draws a widget in Jupyter (when ipywidgets is installed) and text elsewhere;
-    # it warns on import that the widget is "experimental", or that ipywidgets is missing
-    # and it falls back to text. Either way the bar works, so the warning is only noise.
-    warnings.simplefilter("ignore", TqdmWarning)
-    from tqdm.auto import tqdm
+if TYPE_CHECKING:
+    import numpy as np
+    import xarray as xr
+
+    from dmeta.montecarlo.plan import NullPlan
 
 DEFAULT_CHUNK_ITERS = 250
 
@@ -31,25 +31,24 @@ def default_chunk_iters(n_iters):
 
 
 def _run_block(plan, seed, start, stop):
-    values, hist = plan.run(seed, start, stop)
-    return start, stop, values, hist
+    return plan.run(seed, start, stop)
 
 
-def run_null(plan, n_iters, seed=None, chunk_iters=None, store=None, name="fwe"):
+@fill_doc
+def run_null(plan: NullPlan, n_iters: int, seed: int | None = None,
+             chunk_iters: int | None = None, store: str | os.PathLike | None = None,
+             name: str = "fwe") -> tuple[xr.Dataset, np.ndarray]:
     """Compute (or resume, or extend) a Monte Carlo null of ``n_iters`` iterations.
 
     Parameters
     ----------
     plan : dmeta.montecarlo.plan.NullPlan
-    n_iters : int
-    seed : int, optional
-        Root seed; a new store without one draws a seed and records it.
-    chunk_iters : int, optional
-        Iterations per task. A store keeps the block size it was created with.
-    store : str or Path, optional
-        Zarr store to keep the null in (group ``montecarlo/<name>``).
+    %(n_iters)s
+    %(seed)s
+    %(chunk_iters)s
+    %(store)s
     name : str
-        Name of the null inside the store.
+        Name of the null inside the store (group ``montecarlo/<name>``).
 
     Returns
     -------
@@ -61,7 +60,10 @@ def run_null(plan, n_iters, seed=None, chunk_iters=None, store=None, name="fwe")
     return run_nulls({name: plan}, n_iters, seed, chunk_iters, store)[name]
 
 
-def run_nulls(plans, n_iters, seed=None, chunk_iters=None, store=None):
+@fill_doc
+def run_nulls(plans: dict[str, NullPlan], n_iters: int, seed: int | dict[str, int] | None = None,
+              chunk_iters: int | None = None, store: str | os.PathLike | None = None,
+              ) -> dict[str, tuple[xr.Dataset, np.ndarray]]:
     """Several Monte Carlo nulls (e.g. one per resampling replicate) as one set of tasks.
 
     Every plan's pending blocks are submitted together, so the workers stay busy across
@@ -74,9 +76,10 @@ def run_nulls(plans, n_iters, seed=None, chunk_iters=None, store=None):
     n_iters : int
         Iterations of every null.
     seed : int or dict of str to int, optional
-        Root seed of every null, or one per name.
-    chunk_iters, store
-        As for :func:`run_null`.
+        Root seed of every null, or one per name; iteration ``i`` of a null draws from a
+        generator seeded with ``(seed, i)``. A null without one draws a seed and records it.
+    %(chunk_iters)s
+    %(store)s
 
     Returns
     -------
@@ -84,29 +87,19 @@ def run_nulls(plans, n_iters, seed=None, chunk_iters=None, store=None):
         ``(nulls, hist)`` per name, as :func:`run_null` returns them.
     """
     check_positive_int("n_iters", n_iters)
-    chunk_iters = chunk_iters or default_chunk_iters(n_iters)
     seeds = seed if isinstance(seed, dict) else dict.fromkeys(plans, seed)
-    stores = {name: NullStore.open(store, name, plan, seeds.get(name), chunk_iters)
+    stores = {name: NullStore.open(store, name, plan, seeds.get(name), chunk_iters,
+                                   default_chunk_iters(n_iters))
               for name, plan in plans.items()}
-    pending = {name: stores[name].pending(n_iters) for name in plans}
-    if any(pending.values()):
-        with session() as client:
-            futures = {}
-            for name, blocks in pending.items():
-                if not blocks:
-                    continue
-                [plan_future] = client.scatter([plans[name]], broadcast=True, hash=False)
-                for a, b in blocks:
-                    future = client.submit(_run_block, plan_future, stores[name].seed, a, b,
-                                           pure=False)
-                    futures[future] = name
-            try:
-                label = next(iter(plans)) if len(plans) == 1 else f"{len(plans)} nulls"
-                done = tqdm(as_completed(list(futures)), total=len(futures), unit="block",
-                            desc=f"Monte Carlo {label}", leave=False)
-                for future in done:
-                    stores[futures[future]].write(*future.result())
-                    future.release()
-            finally:
-                client.cancel(list(futures))
+    blocks = {(name, a, b): (plans[name], stores[name].seed, a, b)
+              for name in plans for a, b in stores[name].pending(n_iters)}
+
+    def write(key, result):
+        name, a, b = key
+        stores[name].write(a, b, *result)
+
+    label = next(iter(plans)) if len(plans) == 1 else f"{len(plans)} nulls"
+    # Each plan with blocks to run goes to the workers once.
+    run_blocks(_run_block, blocks, write, shared=[plans[name] for name in {k[0] for k in blocks}],
+               desc=f"Monte Carlo {label}")
     return {name: stores[name].read(n_iters) for name in plans}

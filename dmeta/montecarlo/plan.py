@@ -19,10 +19,17 @@ class NullPlan:
     ----------
     ma : dmeta.modeled_activation.ModeledActivation
         Foci layout, kernels and space of the fit.
-    thresh : float
-        Cluster-forming ALE threshold (clusters are voxels with ALE above it).
+    thresh : float or None
+        Cluster-forming ALE threshold (clusters are voxels with ALE above it); None skips
+        cluster statistics, and every iteration's max cluster size and mass are 0.
     bins : array of float, optional
-        Histogram bin centres of a voxelwise null to accumulate; None to skip it.
+        Histogram bin centres of a voxelwise null to accumulate; None skips it, and a
+        block's histogram is empty (``n_bins`` is 0).
+
+    Attributes
+    ----------
+    clusters, histogram : bool
+        Whether the kernel computes cluster statistics and the voxelwise histogram.
     """
 
     def __init__(self, ma, thresh, bins=None):
@@ -34,9 +41,11 @@ class NullPlan:
         self.kernel_index = ma.kernels.index.astype(np.int64)
         self.log_kernels = padded_rows(np.log1p(-ma.kernels.stack()).astype(np.float32))
         self.radii = np.array([k.shape[0] // 2 for k in ma.kernels.kernels], dtype=np.int64)
-        self.thresh = float(thresh)
-        self.n_bins = 1 if bins is None else len(bins)
-        self.inv_step = 0.0 if bins is None else 1.0 / (bins[1] - bins[0])
+        self.clusters = thresh is not None
+        self.thresh = float(thresh) if self.clusters else None
+        self.histogram = bins is not None
+        self.n_bins = len(bins) if self.histogram else 0
+        self.inv_step = 1.0 / (bins[1] - bins[0]) if self.histogram else 0.0
         self._identity = {
             "space": space.fingerprint(),
             "foci_per_analysis": ma.foci.counts.tolist(),
@@ -64,10 +73,19 @@ class NullPlan:
 
     def run(self, seed, start, stop):
         """Iterations ``start:stop``: per-iteration maxima (n, 3) and the block's histogram."""
-        hist = np.zeros(self.n_bins, dtype=np.int64)
-        values = null_iterations(
-            self.draws(seed, start, stop), self.mask_ijk, self.starts, self.kernel_index,
-            self.radii, self.log_kernels, self.shape, self.mask_flat, self.thresh, hist,
-            self.inv_step,
-        )
-        return values, hist
+        return run_kernel(self, self.draws(seed, start, stop), self.starts, self.kernel_index)
+
+
+def run_kernel(plan, draws, starts, kernel_index):
+    """The compiled kernel on ``draws`` (iteration x focus, rows of ``plan.mask_ijk``) for
+    the analyses laid out by ``starts`` and ``kernel_index``, everything else from ``plan``.
+
+    Returns the per-iteration maxima (n, 3) and the histogram (length ``plan.n_bins``).
+    """
+    hist = np.zeros(plan.n_bins, dtype=np.int64)
+    values = null_iterations(
+        draws, plan.mask_ijk, starts, kernel_index, plan.radii, plan.log_kernels, plan.shape,
+        plan.mask_flat, plan.thresh if plan.clusters else np.nan, plan.clusters, hist,
+        plan.histogram, plan.inv_step,
+    )
+    return values, hist

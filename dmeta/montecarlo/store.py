@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from dmeta.fingerprinted_group import open_fingerprinted_group
+from dmeta.messages import warn
 
 NULL_NAMES = ("max_stat", "max_cluster_size", "max_cluster_mass")
 
@@ -26,18 +27,27 @@ class NullStore:
         self.chunk_iters = chunk_iters
 
     @classmethod
-    def open(cls, path, name, plan, seed, chunk_iters):
-        """Open (or create) the null ``name`` for ``plan``; refuse a mismatched one."""
+    def open(cls, path, name, plan, seed, chunk_iters, default_chunk_iters=None):
+        """Open (or create) the null ``name`` for ``plan``; refuse a mismatched one.
+
+        A new null has ``chunk_iters`` iterations per block (None: ``default_chunk_iters``);
+        an existing one keeps its own, with a warning if another was asked for.
+        """
         def build(group):
-            group.create_array("values", shape=(0, 3), chunks=(chunk_iters, 3), dtype="f8")
+            size = chunk_iters or default_chunk_iters
+            group.create_array("values", shape=(0, 3), chunks=(size, 3), dtype="f8")
             group.create_array("hist", shape=(0, plan.n_bins), chunks=(1, plan.n_bins),
                                dtype="i8")
             group.create_array("filled", shape=(0,), chunks=(1,), dtype="i8", fill_value=0)
-            return {"chunk_iters": chunk_iters}
+            return {"chunk_iters": size}
 
         group = open_fingerprinted_group(path, "montecarlo", name, plan.fingerprint(), seed,
                                          build, "a Monte Carlo null", "--out/store")
-        return cls(group, int(group.attrs["seed"]), group.attrs["chunk_iters"])
+        kept = group.attrs["chunk_iters"]
+        if chunk_iters is not None and chunk_iters != kept:
+            warn(f"{path}: the Monte Carlo null {name!r} keeps its block size of {kept} "
+                 f"iterations; chunk_iters={chunk_iters} ignored (use another store to change it)")
+        return cls(group, int(group.attrs["seed"]), kept)
 
     def _blocks(self, n_iters):
         c = self.chunk_iters

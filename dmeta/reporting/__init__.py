@@ -8,18 +8,26 @@ stability maps of any :class:`~dmeta.MetaResult` on one static page. Modules:
 :mod:`~dmeta.reporting.html` (the page) and :mod:`~dmeta.reporting.references`.
 """
 
+from __future__ import annotations
+
 import contextlib
 import gc
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dmeta.reporting.contents import survey
 from dmeta.reporting.html import Page
 from dmeta.reporting.sections import SECTIONS
 
+if TYPE_CHECKING:
+    from dmeta.results import MetaResult
+
 __all__ = ["report"]
 
 
-def report(result, out_dir, title="dmeta meta-analysis report"):
+def report(result: MetaResult, out_dir: str | os.PathLike,
+           title: str = "dmeta meta-analysis report") -> Path:
     """Write a self-contained HTML report of a result.
 
     The page shows whatever the result holds: the analyses (and a glass brain of the foci

@@ -11,26 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dmeta.modeled_activation import OUTSIDE_TABLE
-
-#: Significance levels the thresholded maps are shown at (uncorrected maps are only
-#: screened, at the cluster-forming level most ALE studies use).
-CORRECTED_ALPHA = 0.05
-UNCORRECTED_ALPHA = 0.001
-
-STABILITY_SUFFIX = "_diag-ResampledStability"
-
-
-@dataclass
-class ZMap:
-    """A z map to show thresholded: where its twin ``logp`` map says p < ``alpha``."""
-
-    name: str
-    logp_name: str | None
-    alpha: float
-
-    @property
-    def corrected(self):
-        return "_corr-" in self.name
+from dmeta.results.thresholds import STABILITY_SUFFIX, ZMap, is_z_map  # shared with Jupyter
 
 
 @dataclass
@@ -59,12 +40,6 @@ class Contents:
     null_names: list = field(default_factory=list)
 
 
-def _twin_logp(name, maps):
-    """``z`` -> ``logp``, ``z_<rest>`` -> ``logp_<rest>``, if the result has it."""
-    twin = "logp" + name[1:]
-    return twin if twin in maps else None
-
-
 def _diagnostic_table(name):
     target, rest = name.split("_diag-", 1)
     diagnostic, _, tail = rest.partition("_tab-counts")
@@ -87,9 +62,8 @@ def survey(result):
     for name in maps:
         if name.endswith(STABILITY_SUFFIX):
             contents.stability_maps.append(name)
-        elif (name == "z" or name.startswith("z_")) and "_diag-" not in name:
-            alpha = CORRECTED_ALPHA if "_corr-" in name else UNCORRECTED_ALPHA
-            contents.z_maps.append(ZMap(name, _twin_logp(name, maps), alpha))
+        elif is_z_map(name):
+            contents.z_maps.append(ZMap.of(name, maps))
     # Corrected maps first: they are the results; uncorrected ones are context.
     contents.z_maps.sort(key=lambda z: not z.corrected)
     for name, table in result.tables.items():

@@ -6,13 +6,13 @@ follows from what the result holds, never from how it was made.
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from dmeta.clusters import supra_threshold_clusters
 from dmeta.reporting import figures
-from dmeta.reporting.contents import CORRECTED_ALPHA, foci_sets, group_label
+from dmeta.reporting.contents import foci_sets, group_label
 from dmeta.reporting.html import code, definitions, escape, paragraph, table
 from dmeta.reporting.references import cited
+from dmeta.results.thresholds import CORRECTED_ALPHA
 
 NULL_LABELS = {
     "max_stat": ("Maximum ALE per iteration", "ALE"),
@@ -111,25 +111,23 @@ def _flatten(attrs, prefix=""):
 
 
 def maps(page, result, contents):
-    """Each z map on axial slices, showing only the voxels significant at its level."""
+    """Each z map on axial slices, showing only the voxels significant at its level
+    (:class:`~dmeta.results.thresholds.ZMap`, as in the Jupyter summary)."""
     parts = []
     for zmap in contents.z_maps:
         z = result.get_map(zmap.name, return_type="array")
-        if zmap.logp_name is not None:
-            significant = result.get_map(zmap.logp_name, "array") > -np.log10(zmap.alpha)
-        else:  # no p-values to read: a one-sided z threshold stands in
-            significant = z > norm.isf(zmap.alpha)
+        significant = zmap.significant(result)
         level = "corrected" if zmap.corrected else "uncorrected"
         count = int(significant.sum())
         if not count:
-            parts.append(f"<p>{code(zmap.name)}: no voxel with {level} p &lt; "
-                         f"{zmap.alpha:g}.</p>")
+            parts.append(f"<p>{code(zmap.name)}: no voxel with {level} "
+                         f"{escape(zmap.criterion)}.</p>")
             continue
         shown = np.where(significant, z, 0.0).astype(np.float32)
         threshold = 0.999 * float(np.abs(shown[significant]).min())
         fig = figures.stat_map(result.space.to_image(shown), zmap.name, threshold,
                                vmax=float(np.abs(shown).max()))
-        caption = (f"{zmap.name}: {count} voxels with {level} p < {zmap.alpha:g} "
+        caption = (f"{zmap.name}: {count} voxels with {level} {zmap.criterion} "
                    f"(|z| > {threshold:.2f}).")
         parts.append(page.figure(f"map_{zmap.name}", fig, caption))
     return "".join(parts)

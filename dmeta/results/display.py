@@ -2,10 +2,12 @@
 
 An analyst who ends a notebook cell with a result should see what it holds without
 knowing the map naming scheme: which estimator made it and with which parameters, which
-corrections were applied, how many voxels each z map shows as significant, which tables
-and nulls it carries, and a thumbnail of the main z map. Everything here reads the
-result's own attributes, so a result read back with :func:`dmeta.open_result` (which has
-no fitted estimator) is summarised the same way as a fresh one.
+corrections were applied, how many voxels each z map shows as significant (at the levels
+of :mod:`dmeta.results.thresholds`, as in the HTML report), how many voxels each stability
+map shows as stable, which tables and nulls it carries, and thumbnails of the main z map
+and of each stability map. Everything here reads the result's own attributes, so a result
+read back with :func:`dmeta.open_result` (which has no fitted estimator) is summarised the
+same way as a fresh one.
 
 Every piece of text taken from the result is escaped: map, table and parameter names come
 from users and files, and a stray ``<`` must not break (or script) the notebook page.
@@ -19,14 +21,12 @@ from html import escape
 
 import numpy as np
 
+from dmeta.results.thresholds import STABILITY_SUFFIX, ZMap
+
 __all__ = ["result_html"]
 
 #: The map kinds an estimator writes, in the order they are shown within a group.
 MAP_KINDS = ("stat", "p", "z", "logp")
-#: One-tailed z thresholds: p < .05 for maps already corrected for multiple comparisons,
-#: p < .001 (the usual cluster-forming threshold) for uncorrected ones.
-CORRECTED_Z = 1.645
-UNCORRECTED_Z = 3.1
 N_TABLE_ROWS = 5
 NULL_PERCENTILE = 95
 
@@ -113,15 +113,30 @@ def _split_map_name(name: str) -> tuple[str, str]:
     return kind, suffix
 
 
-def _z_threshold(name: str) -> float:
-    return CORRECTED_Z if "corr-" in name else UNCORRECTED_Z
+def _phrase(text: str) -> str:
+    """Escaped, on one line: ``p < 0.05`` -> ``p&nbsp;&lt;&nbsp;0.05``."""
+    return _text(text).replace(" ", "&nbsp;")
 
 
-def _z_count(values: np.ndarray, threshold: float) -> str:
-    """Voxels beyond ``threshold``; the negative tail only when it has any (subtractions)."""
-    text = f"{int((values > threshold).sum()):,} voxels z&nbsp;&gt;&nbsp;{threshold}"
-    below = int((values < -threshold).sum())
-    return text + (f", {below:,} z&nbsp;&lt;&nbsp;&minus;{threshold}" if below else "")
+def _z_count(result, name: str) -> str:
+    """Significant voxels; split by sign only when some are negative (subtractions)."""
+    zmap = ZMap.of(name, result.maps)
+    significant = zmap.significant(result)
+    text = f"{int(significant.sum()):,} voxels {_phrase(zmap.criterion)}"
+    z = result.get_map(name, "array")[significant]
+    below = int((z < 0).sum())
+    return text + (f" ({int((z > 0).sum()):,} {_phrase('z > 0')}, {below:,} "
+                   f"{_phrase('z < 0')})" if below else "")
+
+
+def _stable_count(values: np.ndarray) -> str:
+    """Stable voxels at the levels of :func:`dmeta.stability_sweep`'s summary table."""
+    from dmeta.diagnostics.sweep import summary_row
+
+    row = summary_row(values, n_replicates=0)  # only its stable-voxel columns are shown
+    counts = ", ".join(f"{count:,} {_phrase(key.removeprefix('Stable voxels '))}"
+                       for key, count in row.items() if key.startswith("Stable voxels"))
+    return f"stable voxels: {counts}; mean non-zero {row['Mean stability (nonzero)']:.2f}"
 
 
 def _maps(result) -> str:
@@ -136,8 +151,9 @@ def _maps(result) -> str:
         for name in names:
             count = ""
             if _split_map_name(name)[0] == "z":
-                values = np.asarray(result.maps[name].values)
-                count = _z_count(values, _z_threshold(name))
+                count = _z_count(result, name)
+            elif name.endswith(STABILITY_SUFFIX):
+                count = _stable_count(result.get_map(name, "array"))
             rows.append(f"<tr><td><code>{_text(name)}</code></td><td>{count}</td></tr>")
     return f"<h4>Maps ({len(result.maps.data_vars)})</h4><table>{''.join(rows)}</table>"
 
@@ -154,7 +170,8 @@ def _tables(tables: dict) -> str:
         f"<div><code>{_text(name)}</code>, first rows:</div>"
         + table.head(N_TABLE_ROWS).to_html(escape=True, border=0, float_format="{:.4g}".format)
         for name, table in tables.items()
-        if "tab-clust" in name and not table.empty
+        if ("tab-clust" in name or name.endswith(f"{STABILITY_SUFFIX}_tab-summary"))
+        and not table.empty
     )
     return f"<h4>Tables ({len(tables)})</h4><table>{''.join(rows)}</table>{previews}"
 
@@ -180,17 +197,17 @@ def _description(description: str) -> str:
     return f"<details><summary>Methods text</summary><p>{_text(description)}</p></details>"
 
 
-# -- the thumbnail ----------------------------------------------------------------------
+# -- the thumbnails ---------------------------------------------------------------------
 
 
 def _main_z_map(result) -> str | None:
     """The z map a reader would look at first: cluster-level corrected, then any corrected
     one, then the first z map (``z`` or the subtraction's group difference); among these,
-    the first with voxels beyond its threshold, so the thumbnail is not blank needlessly."""
+    the first with significant voxels, so the thumbnail is not blank needlessly."""
     z_maps = [name for name in result.maps.data_vars if _split_map_name(name)[0] == "z"]
     ranked = sorted(z_maps, key=lambda name: ("level-cluster" not in name, "corr-" not in name))
     for name in ranked:
-        if np.any(np.abs(np.asarray(result.maps[name].values)) > _z_threshold(name)):
+        if ZMap.of(name, result.maps).significant(result).any():
             return name
     return ranked[0] if ranked else None
 
@@ -213,31 +230,52 @@ def _projections(volume: np.ndarray, affine: np.ndarray) -> list[np.ndarray]:
 
 
 def _figure(result) -> str:
-    """An inline PNG of the main z map's projections; a few tens of milliseconds at this size.
+    """The main z map's significant voxels, and each stability map with the histogram of
+    its non-zero values (the fraction of replicates in which each voxel is significant)."""
+    parts = []
+    name = _main_z_map(result)
+    if name is not None:
+        zmap = ZMap.of(name, result.maps)
+        z = np.where(zmap.significant(result), result.get_map(name, "array"), 0.0)
+        vmax = max(float(np.nanmax(np.abs(z))), 1.0)
+        parts.append(_thumbnail(result.space, name, z, f"{name}, {zmap.criterion}",
+                                cmap="RdBu_r", vmin=-vmax, vmax=vmax))
+    for name in result.maps.data_vars:
+        if name.endswith(STABILITY_SUFFIX):
+            parts.append(_thumbnail(result.space, name, result.get_map(name, "array"),
+                                    f"{name}, fraction of replicates", histogram=True,
+                                    cmap="plasma", vmin=0.0, vmax=1.0))
+    return "".join(parts)
+
+
+def _thumbnail(space, name, values, title, histogram=False, **style) -> str:
+    """An inline PNG of the projections of ``values`` (zeros left out) on the mask's
+    silhouette; a few tens of milliseconds at this size.
 
     Built on a bare Agg canvas, not pyplot, so showing a result neither changes the
     notebook's backend nor adds an ``image/png`` output of its own.
     """
-    name = _main_z_map(result)
-    if name is None:
-        return ""
+    import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    space = result.space
-    threshold = _z_threshold(name)
-    volume = space.to_volume(np.asarray(result.maps[name].values, dtype=float))
+    volume = space.to_volume(np.asarray(values, dtype=float))
     silhouettes = _projections(space.mask.astype(float), space.affine)
-    vmax = max(float(np.nanmax(np.abs(volume))), threshold + 1)
-    fig = Figure(figsize=(6, 2.1))
+    fig = Figure(figsize=(8 if histogram else 6, 2.1))
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 3, gridspec_kw={"wspace": 0.02})
+    axes = fig.subplots(1, 3 + histogram, gridspec_kw={"wspace": 0.25 if histogram else 0.02})
     for ax, image, silhouette in zip(axes, _projections(volume, space.affine), silhouettes):
         ax.imshow(silhouette, origin="lower", cmap="Greys", vmin=0, vmax=4)
-        shown = np.ma.masked_where(np.abs(image) <= threshold, image)
-        ax.imshow(shown, origin="lower", cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+        ax.imshow(np.ma.masked_equal(image, 0), origin="lower", **style)
         ax.set_axis_off()
-    fig.suptitle(f"{name}, |z| > {threshold} (max projection)", fontsize=8)
+    if histogram:  # bars coloured as the projections: the histogram is their colour bar
+        _, edges, bars = axes[3].hist(values[values > 0], bins=20, range=(0, 1))
+        cmap = matplotlib.colormaps[style["cmap"]]
+        for bar, left, right in zip(bars, edges, edges[1:]):
+            bar.set_facecolor(cmap((left + right) / 2))
+        axes[3].set_xlabel("non-zero values", fontsize=7)
+        axes[3].tick_params(labelsize=6)
+    fig.suptitle(f"{title} (max projection)", fontsize=8)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, facecolor="white", bbox_inches="tight")
     data = base64.b64encode(buffer.getvalue()).decode("ascii")

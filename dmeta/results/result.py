@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import xarray as xr
+from numpy.typing import ArrayLike
 
 from dmeta.errors import InputError
 from dmeta.results.display import result_html
@@ -134,11 +137,11 @@ class MetaResult:
 
     def __init__(
         self,
-        maps,
+        maps: Mapping[str, ArrayLike | xr.DataArray | nib.Nifti1Image] | xr.Dataset,
         space: Space,
-        tables: dict[str, pd.DataFrame] | None = None,
+        tables: Mapping[str, pd.DataFrame] | None = None,
         description: str = "",
-        nulls=None,
+        nulls: xr.Dataset | Mapping[str, ArrayLike] | None = None,
         attrs: dict | None = None,
     ):
         if not isinstance(space, Space):
@@ -168,7 +171,9 @@ class MetaResult:
         """
         return result_html(self)
 
-    def get_map(self, name: str, return_type: str = "image"):
+    def get_map(
+        self, name: str, return_type: Literal["image", "array"] = "image"
+    ) -> nib.Nifti1Image | np.ndarray:
         """Return one map as a NIfTI image or as its in-mask vector.
 
         Parameters
@@ -225,7 +230,7 @@ class MetaResult:
 
     # -- files ----------------------------------------------------------------------
 
-    def save_nifti(self, out_dir) -> list[Path]:
+    def save_nifti(self, out_dir: str | os.PathLike) -> list[Path]:
         """Write every map as ``<name>.nii.gz`` and every table as ``<name>.tsv``.
 
         Tables keep their index as the first column unless it is a plain unnamed
@@ -244,7 +249,7 @@ class MetaResult:
             written.append(path)
         return written
 
-    def to_zarr(self, path) -> Path:
+    def to_zarr(self, path: str | os.PathLike) -> Path:
         """Write the result to one Zarr v3 store at ``path``, atomically.
 
         The store is built in a hidden sibling directory and renamed into place, so
@@ -261,8 +266,19 @@ class MetaResult:
         return write_result_store(self, path)
 
 
-def open_result(path) -> MetaResult:
+def open_result(path: str | os.PathLike) -> MetaResult:
     """Load a result written by :meth:`MetaResult.to_zarr` (maps and nulls into memory).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The store.
+
+    Returns
+    -------
+    MetaResult
+        Without an estimator (``result.estimator`` is None): correctors and diagnostics
+        that need the fit's modeled activation cannot run on it.
 
     Raises
     ------

@@ -1,15 +1,19 @@
 """ALE subtraction: group 1 minus group 2, tested against relabellings of the pooled analyses."""
 
+from __future__ import annotations
+
 import copy
+from typing import Literal
 
 import numpy as np
 
 from dmeta.ale import ALE
 from dmeta.base import DmetaBase
 from dmeta.coordinates import CoordinateSet
+from dmeta.docstrings import fill_doc
 from dmeta.errors import InputError
 from dmeta.results import MetaResult
-from dmeta.seeds import settle_seed
+from dmeta.space import MaskLike
 from dmeta.stats import p_to_logp, p_to_z
 from dmeta.subtraction.permutation import (
     DEFAULT_CHUNK_VOXELS,
@@ -20,13 +24,14 @@ from dmeta.subtraction.permutation import (
     pooled_csr,
     tail_thresholds,
 )
-from dmeta.validation import check_choice, check_positive_int
+from dmeta.validation import check_choice, check_run_params
 from dmeta.versions import versions
 
 DESC = "desc-group1MinusGroup2"
 TIE_HANDLING = ("exact", "nimare")
 
 
+@fill_doc
 class ALESubtraction(DmetaBase):
     """ALE subtraction analysis (Laird et al., 2005; Eickhoff et al., 2012).
 
@@ -49,21 +54,13 @@ class ALESubtraction(DmetaBase):
 
     Parameters
     ----------
-    kernel_fwhm : float, optional
-        One kernel FWHM (mm) for every analysis, instead of one from each sample size.
-    sample_size : int, optional
-        One sample size for every analysis's kernel.
-    n_iters : int
-        Number of relabellings.
-    seed : int, optional
-        Root seed; relabelling ``i`` draws from a generator seeded with ``(seed, i)``. A seed
-        is drawn (and recorded in ``result.attrs``) when None.
-    chunk_iters : int, optional
-        Relabellings per task; results do not depend on it.
-    mask : str, Path or nibabel image, optional
-        Analysis mask; the bundled MNI152 2 mm brain mask by default.
-    chunk_voxels : int, optional
-        Voxels per task; results do not depend on it.
+    %(kernel_fwhm)s
+    %(sample_size)s
+    %(n_iters_permutation)s
+    %(seed_permutation)s
+    %(chunk_iters_permutation)s
+    %(mask)s
+    %(chunk_voxels)s
     tie_handling : {"exact", "nimare"}
         "exact" (default): ties with the observed difference count in both tails. "nimare": the
         float32 observed difference NiMARE 0.22.1 compares with, ties on one side.
@@ -78,8 +75,10 @@ class ALESubtraction(DmetaBase):
         The root seed used.
     """
 
-    def __init__(self, kernel_fwhm=None, sample_size=None, n_iters=5000, seed=None,
-                 chunk_iters=None, mask=None, chunk_voxels=None, tie_handling="exact"):
+    def __init__(self, kernel_fwhm: float | None = None, sample_size: int | None = None,
+                 n_iters: int = 5000, seed: int | None = None, chunk_iters: int | None = None,
+                 mask: MaskLike = None, chunk_voxels: int | None = None,
+                 tie_handling: Literal["exact", "nimare"] = "exact"):
         self.kernel_fwhm = kernel_fwhm
         self.sample_size = sample_size
         self.n_iters = n_iters
@@ -89,7 +88,7 @@ class ALESubtraction(DmetaBase):
         self.chunk_voxels = chunk_voxels
         self.tie_handling = tie_handling
 
-    def fit(self, cset1, cset2):
+    def fit(self, cset1: CoordinateSet, cset2: CoordinateSet) -> MetaResult:
         """Fit both groups and test their difference; returns a :class:`~dmeta.MetaResult`.
 
         Maps: ``stat_desc-group1MinusGroup2`` (ALE difference), ``p_``, signed ``z_`` and
@@ -97,13 +96,13 @@ class ALESubtraction(DmetaBase):
         ``*_desc-group1`` and ``*_desc-group2``.
         """
         _check_groups(cset1, cset2)
-        check_positive_int("n_iters", self.n_iters)
+        check_run_params(self.seed, n_iters=self.n_iters, chunk_iters=self.chunk_iters,
+                         chunk_voxels=self.chunk_voxels)
         check_choice("tie_handling", self.tie_handling, TIE_HANDLING)
         groups = [ALE(self.kernel_fwhm, self.sample_size, mask=self.mask).fit(c)
                   for c in (cset1, cset2)]
         self.ma1_, self.ma2_ = (g.estimator.ma_ for g in groups)
         self.space_ = groups[0].space
-        self.seed_ = settle_seed(self.seed)
 
         pooled = pooled_csr(self.ma1_, self.ma2_)
         blocks = log_complement_blocks(pooled, self.chunk_voxels or DEFAULT_CHUNK_VOXELS)
@@ -118,8 +117,8 @@ class ALESubtraction(DmetaBase):
         observed = (nimare_difference(observed_sum, total) if self.tie_handling == "exact"
                     else diff)
         upper_thresh, lower_thresh = tail_thresholds(total, observed)
-        upper, lower = permutation_tail_counts(
-            blocks, n1, upper_thresh, lower_thresh, self.n_iters, self.seed_, self.chunk_iters
+        upper, lower, self.seed_ = permutation_tail_counts(
+            blocks, n1, upper_thresh, lower_thresh, self.n_iters, self.seed, self.chunk_iters
         )
         p, sign = two_sided_p(upper, lower, self.n_iters)
         maps = {
@@ -143,7 +142,7 @@ class ALESubtraction(DmetaBase):
         result.estimator = copy.copy(self)
         return result
 
-    def describe(self):
+    def describe(self) -> str:
         """Methods text for the report."""
         counts = [int(ma.foci.counts.sum()) for ma in (self.ma1_, self.ma2_)]
         return (

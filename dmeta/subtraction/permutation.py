@@ -14,14 +14,13 @@ Relabelling ``i`` comes from a generator seeded with ``(seed, i)``; a voxel's su
 its analyses in a fixed order. Counts are therefore the same for any block sizes and workers.
 """
 
-import dask
-import dask.array as da
 import numba
 import numpy as np
 from scipy import sparse
 
-from dmeta.compute import session
+from dmeta.compute import run_blocks
 from dmeta.errors import InputError
+from dmeta.seeds import settle_seed
 from dmeta.validation import check_positive_int
 
 DEFAULT_CHUNK_ITERS = 500
@@ -182,45 +181,57 @@ def group_log_complement(blocks, indicators):
     ])
 
 
-def tail_counts_graph(blocks, n_group1, upper_thresh, lower_thresh, n_iters, seed,
-                      chunk_iters=DEFAULT_CHUNK_ITERS, scatter=None):
-    """Dask array (2, voxel) of upper/lower tail counts over ``n_iters`` relabellings.
+def _permuted_counts(seed, start, stop, n_group1, block, upper_thresh, lower_thresh):
+    indicators = relabellings(seed, start, stop, block.n_analyses, n_group1)
+    return block_counts(indicators, block, upper_thresh, lower_thresh)
 
-    One task per (permutation block, voxel block); counts are summed over permutation
-    blocks by Dask's tree reduction. ``scatter`` (e.g. ``client.scatter``) ships each L
-    block and the thresholds to the workers once instead of embedding them in the graph.
+
+def permutation_tail_counts(blocks, n_group1, upper_thresh, lower_thresh, n_iters, seed=None,
+                            chunk_iters=None):
+    """Upper and lower tail counts per voxel over ``n_iters`` relabellings, as Dask tasks.
+
+    One task per (permutation block, voxel block); integer counts are added up as tasks
+    finish. Each L block and the thresholds go to the workers once.
+
+    Parameters
+    ----------
+    blocks : list of LogComplementBlock
+        From :func:`log_complement_blocks`.
+    n_group1 : int
+        Analyses in group 1.
+    upper_thresh, lower_thresh : (n_voxels,) float
+        From :func:`tail_thresholds`.
+    n_iters : int
+        Relabellings.
+    seed : int, optional
+        Root seed; None draws one.
+    chunk_iters : int, optional
+        Relabellings per task (default up to 500).
+
+    Returns
+    -------
+    upper, lower : (n_voxels,) int64
+        Relabellings whose difference is >= / <= the observed one.
+    seed : int
+        The root seed used.
     """
     check_positive_int("n_iters", n_iters)
-    check_positive_int("chunk_iters", chunk_iters)
-    n_total = blocks[0].n_analyses
-    ship = scatter or (lambda values: [dask.delayed(v) for v in values])
-    *shipped, up, lo = ship([*blocks, upper_thresh, lower_thresh])
-    make_indicators = dask.delayed(relabellings, pure=True)
-    count = dask.delayed(block_counts, pure=True)
-    rows = []
-    for start in range(0, n_iters, chunk_iters):
-        stop = min(start + chunk_iters, n_iters)
-        indicators = make_indicators(seed, start, stop, n_total, n_group1)
-        rows.append(da.concatenate([
-            da.from_delayed(count(indicators, ref, up, lo), shape=(2, b.stop - b.start),
-                            dtype=np.int64)
-            for ref, b in zip(shipped, blocks)
-        ], axis=1))
-    return da.stack(rows).sum(axis=0)
-
-
-def permutation_tail_counts(blocks, n_group1, upper_thresh, lower_thresh, n_iters, seed,
-                            chunk_iters=None):
-    """Compute the tail counts on the active Dask client (or a new local one)."""
     chunk_iters = chunk_iters or min(DEFAULT_CHUNK_ITERS, n_iters)
-    with session() as client:
-        def scatter(values):
-            return client.scatter(values, broadcast=False, hash=False)
+    check_positive_int("chunk_iters", chunk_iters)
+    seed = settle_seed(seed)
+    tasks = {
+        (start, b.start): (seed, start, min(start + chunk_iters, n_iters), n_group1, b,
+                           upper_thresh, lower_thresh)
+        for start in range(0, n_iters, chunk_iters) for b in blocks
+    }
+    counts = np.zeros((2, blocks[-1].stop), dtype=np.int64)
 
-        graph = tail_counts_graph(blocks, n_group1, upper_thresh, lower_thresh, n_iters, seed,
-                                  chunk_iters, scatter=scatter)
-        counts = client.compute(graph).result()
-    return counts[0], counts[1]
+    def add(key, block):
+        counts[:, key[1]:key[1] + block.shape[1]] += block
+
+    run_blocks(_permuted_counts, tasks, add, shared=(*blocks, upper_thresh, lower_thresh),
+               desc="Permutations")
+    return counts[0], counts[1], seed
 
 
 def pooled_csr(ma1, ma2):
