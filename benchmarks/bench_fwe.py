@@ -161,6 +161,15 @@ def dask_runner(result):
     return lambda n: dmeta.FWECorrector(n_iters=n, seed=1).transform(result)
 
 
+def announce_run():
+    """Quiet both tools' warnings and print the command and the machine's load first: the
+    figures below it are only comparable with the load they ran under."""
+    warnings.simplefilter("ignore")
+    logging.getLogger("nimare").setLevel(logging.WARNING)
+    print("python", *sys.argv, flush=True)
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}", flush=True)
+
+
 def local_cluster(n_workers):
     from distributed import Client, LocalCluster
 
@@ -298,10 +307,7 @@ def main(argv=None):
     parser.add_argument("--skip", nargs="*", default=[], choices=["b", "c", "d"],
                         help="cases to leave out")
     args = parser.parse_args(argv)
-    warnings.simplefilter("ignore")
-    logging.getLogger("nimare").setLevel(logging.WARNING)
-    print("python", *sys.argv, flush=True)
-    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}", flush=True)
+    announce_run()
 
     rows = []
     result = case_semantic(args, rows)

@@ -17,17 +17,15 @@ statistic), NiMARE with ``n_cores=1``.
 """
 
 import argparse
-import logging
 import os
 import sys
-import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TQDM_DISABLE", "1")  # before tqdm is imported: it reads this once
 
 import dmeta  # noqa: E402
-from bench_fwe import UnequalWork, _peak_rss_mb, local_cluster, measure, ratio  # noqa: E402
+from bench_fwe import UnequalWork, _peak_rss_mb, announce_run, local_cluster, measure, ratio  # noqa: E402
 from dmeta.datasets import example_path  # noqa: E402
 from synthetic import synthetic_foci, to_coordinate_set, to_nimare_dataset  # noqa: E402
 
@@ -119,10 +117,7 @@ def main(argv=None):
                         help="best of this many interleaved runs per tool and count")
     parser.add_argument("--skip-synthetic", action="store_true")
     args = parser.parse_args(argv)
-    warnings.simplefilter("ignore")
-    logging.getLogger("nimare").setLevel(logging.WARNING)
-    print("python", *sys.argv, flush=True)
-    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}", flush=True)
+    announce_run()
     cluster, client = local_cluster(1)
     with cluster, client:
         rows = case_example(args)

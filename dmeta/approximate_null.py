@@ -3,14 +3,23 @@
 Under spatial independence each analysis's MA value at a random voxel is drawn from that
 analysis's MA histogram over the mask; the null of ALE = 1 - prod(1 - MA) is their
 successive combination. The histogram grid (bin centres 1e-5 apart up to the largest
-attainable ALE, values rounded to the nearest centre, ties away from zero) is NiMARE's, so
-p-values agree with NiMARE's to floating-point precision.
+attainable ALE, values rounded to the nearest centre, ties away from zero) is NiMARE's, and
+so is the rounding of the running null back onto the grid after every analysis.
+
+That per-step rounding is not a detail: combining bin ``n`` with MA bin ``k`` lands on
+``n + k - round(n k 1e-5)``, and the dropped fraction is a bias, not noise. Against the
+exact distribution of ALE (same MA histograms, no per-step rounding), NiMARE's z differs by
+up to 8e-4 on the bundled 21-analysis sets, and at 2,000 analyses its null's mean is 8.5
+bins (0.006 sd) higher. So no exact method (FFT in the -log(1 - ALE) domain, tilting) can
+stay within 1e-4 of NiMARE's z; this module reproduces NiMARE's fold, only faster (see
+:func:`shift_segments` and :func:`_segment_fold`).
 """
 
 import numba
 import numpy as np
 
 STEP = 1e-5
+METHODS = ("segments", "nimare")
 
 
 def histogram_bins(max_ma):
@@ -20,23 +29,26 @@ def histogram_bins(max_ma):
     return np.round(np.arange(0, max_ale + 1.5 * STEP, STEP), 5)
 
 
-def approximate_null(ma_matrix, n_voxels, bins):
-    """Null histogram weights of ALE over ``bins`` from an (analysis x voxel) CSR MA matrix."""
+def approximate_null(ma_matrix, n_voxels, bins, method="segments"):
+    """Null histogram weights of ALE over ``bins`` from an (analysis x voxel) CSR MA matrix.
+
+    ``method="segments"`` (the default) and ``"nimare"`` (NiMARE's loop, kept for parity
+    tests) fold the analyses in order with the same floating-point operations in the same
+    order, so they return the same weights (but for subnormal ones, see
+    :func:`_segment_fold`); the first is several times faster on 500+ analyses.
+    """
     inv_step = 1.0 / (bins[1] - bins[0])
-    null = None
-    out = np.zeros(bins.size)
-    for a in range(ma_matrix.shape[0]):
-        values = ma_matrix.data[ma_matrix.indptr[a] : ma_matrix.indptr[a + 1]]
-        hist = np.bincount(nearest_bin(values, inv_step, bins.size), minlength=bins.size)
-        hist = hist.astype(float)
-        hist[0] += n_voxels - values.size
-        hist /= n_voxels
-        if null is None:
-            null = hist
-            continue
-        _combine(np.flatnonzero(null), null, np.flatnonzero(hist), hist, bins, inv_step, out)
-        null, out = out, null
-    return null
+    data = np.ascontiguousarray(ma_matrix.data)
+    indptr = np.asarray(ma_matrix.indptr, dtype=np.int64)
+    if method == "nimare":
+        return _nimare_fold(data, indptr, n_voxels, bins, inv_step)
+    if method != "segments":
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if ma_matrix.shape[0] == 0:
+        return None
+    kmax = nearest(data.max(), inv_step, bins.size) if data.size else 0
+    segments = shift_segments(bins, inv_step, kmax)
+    return _segment_fold(data, indptr, float(n_voxels), bins, inv_step, *segments)
 
 
 @numba.njit(cache=True)
@@ -55,6 +67,140 @@ def nearest_bin(values, inv_step, n_bins):
     for n in range(values.shape[0]):
         out[n] = nearest(values[n], inv_step, n_bins)
     return out
+
+
+@numba.njit(cache=True)
+def _study_hist(data, start, stop, n_voxels, inv_step, hist):
+    """One analysis's MA histogram into ``hist`` (all zero on entry), as NiMARE builds it.
+
+    Counts, plus the voxels the analysis does not reach at 0, times 1 / n_voxels (NiMARE
+    multiplies by the reciprocal; dividing would differ in the last bit). Returns the
+    highest bin used.
+    """
+    top = 0
+    for i in range(start, stop):
+        idx = nearest(data[i], inv_step, hist.shape[0])
+        hist[idx] += 1.0
+        top = max(top, idx)
+    hist[0] += n_voxels - (stop - start)
+    recip = 1.0 / n_voxels
+    for k in range(top + 1):
+        hist[k] *= recip
+    return top
+
+
+@numba.njit(cache=True)
+def _dest(k, n, bins, inv_step):
+    """Bin that NiMARE's combine sends null bin ``n`` to when paired with MA bin ``k``."""
+    return nearest(1.0 - (1.0 - bins[k]) * (1.0 - bins[n]), inv_step, bins.shape[0])
+
+
+@numba.njit(cache=True)
+def _in_run(k, n, shift, bins, inv_step):
+    return n < bins.shape[0] and _dest(k, n, bins, inv_step) - n == shift
+
+
+@numba.njit(cache=True)
+def shift_segments(bins, inv_step, kmax):
+    """Runs of null bins that NiMARE's combine moves by one constant shift, per MA bin k.
+
+    ``_dest(k, n)`` is monotone in ``n`` (every floating-point step is) and rises by 0 or 1
+    per bin, as the exact score rises by (1 - b) 1e-5 < 1e-5; so ``_dest(k, n) - n`` is
+    non-increasing and piecewise constant, with about k + 1 pieces plus the clipped top.
+    Each piece's end is found by galloping search. Returns (ptr, starts, ends, shifts):
+    MA bin k's runs are ``ptr[k]:ptr[k + 1]``.
+    """
+    n_bins = bins.shape[0]
+    ptr = np.zeros(kmax + 2, np.int64)
+    starts, ends, shifts = [0], [0], [0]
+    starts.pop(), ends.pop(), shifts.pop()
+    for k in range(kmax + 1):
+        n = 0
+        while n < n_bins:
+            d = _dest(k, n, bins, inv_step) - n
+            step, last = 1, n  # gallop: last is in the run, last + step may not be
+            while _in_run(k, last + step, d, bins, inv_step):
+                last += step
+                step *= 2
+            while step > 1:  # then bisect the gap
+                step //= 2
+                if _in_run(k, last + step, d, bins, inv_step):
+                    last += step
+            starts.append(n)
+            ends.append(last + 1)
+            shifts.append(d)
+            n = last + 1
+        ptr[k + 1] = len(starts)
+    return ptr, np.array(starts), np.array(ends), np.array(shifts)
+
+
+@numba.njit(cache=True)
+def _axpy(out, x, scale):
+    """out += scale * x (a separate function so that LLVM vectorises the loop)."""
+    for i in range(x.shape[0]):
+        out[i] += scale * x[i]
+
+
+@numba.njit(cache=True)
+def _segment_fold(data, indptr, n_voxels, bins, inv_step, ptr, starts, ends, shifts):
+    """NiMARE's sequential fold, each combine done as a few shifted axpy's per MA bin.
+
+    NiMARE's combine loops over MA bins k (ascending), then null bins n (ascending), adding
+    ``h[k] * null[n]`` to ``out[_dest(k, n)]``. Within a run of constant shift that is one
+    vectorisable axpy; runs are taken in ascending order, so every output bin receives the
+    same terms in the same order as in NiMARE. Cost per analysis is (occupied null bins) x
+    (occupied MA bins), as in NiMARE, but without a rounding per term. One departure:
+    subnormal weights (< 2.2e-308) at either end of the null are dropped, as x86 takes ~100
+    cycles per subnormal operation; this moves p only below ~1e-300, where z is clipped.
+    """
+    n_bins = bins.shape[0]
+    tiny = np.finfo(np.float64).tiny
+    null = np.zeros(n_bins)
+    out = np.zeros(n_bins)
+    hist = np.zeros(n_bins)
+    lo, top = 0, _study_hist(data, indptr[0], indptr[1], n_voxels, inv_step, null)
+    for a in range(1, indptr.shape[0] - 1):
+        kmax = _study_hist(data, indptr[a], indptr[a + 1], n_voxels, inv_step, hist)
+        new_lo, new_top = n_bins, 0
+        for k in range(kmax + 1):
+            hk = hist[k]
+            if hk == 0.0:
+                continue
+            hist[k] = 0.0
+            for s in range(ptr[k], ptr[k + 1]):
+                s0, s1 = max(starts[s], lo), min(ends[s], top + 1)
+                if s0 >= s1:
+                    if starts[s] > top:
+                        break
+                    continue
+                d = shifts[s]
+                _axpy(out[s0 + d : s1 + d], null[s0:s1], hk)
+                new_lo, new_top = min(new_lo, s0 + d), max(new_top, s1 - 1 + d)
+        null[lo : top + 1] = 0.0
+        null, out = out, null
+        while new_top > new_lo and null[new_top] < tiny:
+            null[new_top] = 0.0
+            new_top -= 1
+        while new_lo < new_top and null[new_lo] < tiny:
+            null[new_lo] = 0.0
+            new_lo += 1
+        lo, top = new_lo, new_top
+    return null
+
+
+def _nimare_fold(data, indptr, n_voxels, bins, inv_step):
+    """NiMARE's ``_compute_null_approximate`` loop, term by term (reference for tests)."""
+    null = None
+    out = np.zeros(bins.size)
+    for a in range(indptr.size - 1):
+        hist = np.zeros(bins.size)
+        _study_hist(data, indptr[a], indptr[a + 1], float(n_voxels), inv_step, hist)
+        if null is None:
+            null = hist
+            continue
+        _combine(np.flatnonzero(null), null, np.flatnonzero(hist), hist, bins, inv_step, out)
+        null, out = out, null
+    return null
 
 
 @numba.njit(cache=True)

@@ -6,11 +6,12 @@ diagnostic work from it or from its log complement, log(1 - MA).
 
 import copy
 
-import numba
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from dmeta._ma_kernel import block_rows, count_rows, output, row_spans, write_rows
+from dmeta.compute import run_blocks
 from dmeta.errors import InputError
 from dmeta.kernels import KernelBank, fwhm_from_sample_size
 from dmeta.messages import examples, warn
@@ -184,55 +185,53 @@ class ModeledActivation:
         return new
 
 
-def _ma_matrix(foci, kernels, space):
-    lookup = np.full(int(np.prod(space.shape)), -1, dtype=np.int64)
-    lookup[space.flat_index] = np.arange(space.n_voxels)
-    indptr, indices, data = _ma_rows(
-        foci.ijk, foci.starts, kernels.index, kernels.stack(), np.array(space.shape), lookup
-    )
-    # float32, as NiMARE keeps MA values: ALE's log1p then rounds exactly as NiMARE's does.
-    return sparse.csr_matrix(
-        (data.astype(np.float32), indices, indptr), shape=(len(foci.ids), space.n_voxels)
-    )
+#: Analyses per block of MA rows. A block's rows take about 350 kB per analysis (some
+#: 44,000 non-zeros of 8 bytes for an analysis shaped like the bundled ones), so a block of
+#: 250 holds under 100 MB in a worker and the tasks of a large set spread over many workers.
+MA_BLOCK = 250
+
+#: Above this many analyses the blocks of MA rows run as Dask tasks. The compiled kernel
+#: builds about 1,000 analyses a second on one core (benchmarks/bench_ma.py), while starting
+#: a local cluster, loading numba on each worker and sending the rows back (350 kB per
+#: analysis) cost seconds; only sets of several thousand analyses gain from the workers, so
+#: smaller ones, the bundled examples among them, stay in process.
+MA_DASK_MIN = 4000
 
 
-@numba.njit(cache=True)
-def _ma_rows(ijk, starts, kernel_index, kernels, shape, lookup):
-    """CSR rows of MA: per analysis, the max over its foci of the kernel centred on each."""
-    n_analyses = starts.shape[0] - 1
-    side = kernels.shape[1]
-    r = side // 2
-    nx, ny, nz = shape[0], shape[1], shape[2]
-    buf = np.zeros(nx * ny * nz)
-    touched = np.empty(nx * ny * nz, dtype=np.int64)
-    indptr = np.zeros(n_analyses + 1, dtype=np.int64)
-    indices = []
-    data = []
-    for a in range(n_analyses):
-        kern = kernels[kernel_index[a]]
-        n_touched = 0
-        for f in range(starts[a], starts[a + 1]):
-            ci, cj, ck = ijk[f, 0], ijk[f, 1], ijk[f, 2]
-            for di in range(max(0, r - ci), min(side, nx - ci + r)):
-                for dj in range(max(0, r - cj), min(side, ny - cj + r)):
-                    base = ((ci + di - r) * ny + (cj + dj - r)) * nz + ck - r
-                    for dk in range(max(0, r - ck), min(side, nz - ck + r)):
-                        v = kern[di, dj, dk]
-                        if v > 0.0:
-                            idx = base + dk
-                            if buf[idx] == 0.0:
-                                touched[n_touched] = idx
-                                n_touched += 1
-                            if v > buf[idx]:
-                                buf[idx] = v
-        row = np.sort(touched[:n_touched])
-        count = 0
-        for idx in row:
-            col = lookup[idx]
-            if col >= 0:
-                indices.append(col)
-                data.append(buf[idx])
-                count += 1
-            buf[idx] = 0.0
-        indptr[a + 1] = indptr[a] + count
-    return indptr, np.array(indices, dtype=np.int64), np.array(data)
+def _ma_matrix(foci, kernels, space, block=MA_BLOCK, dask_min=MA_DASK_MIN):
+    """The sparse (analysis x in-mask voxel) MA matrix, built by blocks of ``block`` analyses.
+
+    Blocks run in process, or as Dask tasks when there are more than ``dask_min`` analyses;
+    their rows are stacked in block order, so the matrix does not depend on either.
+    """
+    n = len(foci.ids)
+    lookup = np.full(int(np.prod(space.shape)), -1, dtype=np.int32)
+    lookup[space.flat_index] = np.arange(space.n_voxels, dtype=np.int32)
+    stack = kernels.stack().astype(np.float32)  # float32, as NiMARE keeps MA values
+    spans = row_spans(stack)
+    shape = np.array(space.shape, dtype=np.int64)
+    edges = list(range(0, n, block)) + [n]
+    ranges = list(zip(edges[:-1], edges[1:]))
+    blocks = {
+        b: (foci.ijk[foci.starts[a0]:foci.starts[a1]], foci.starts[a0:a1 + 1],
+            kernels.index[a0:a1].astype(np.int64), stack, spans, shape, lookup)
+        for b, (a0, a1) in enumerate(ranges)
+    }
+    if n > dask_min:
+        parts = {}
+        run_blocks(block_rows, blocks, parts.__setitem__, shared=(stack, spans, lookup),
+                   desc="Modeled activation", unit="block")
+        counts, indices, data = (np.concatenate([parts[b][i] for b in range(len(blocks))])
+                                 for i in range(3))
+    else:
+        # Every block's counts first, so each block writes straight into its slice.
+        counts = np.zeros(n, dtype=np.int64)
+        for b, (a0, a1) in enumerate(ranges):
+            count_rows(*blocks[b], counts[a0:a1])
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        indices, data = output(indptr[-1])
+        for b, (a0, a1) in enumerate(ranges):
+            rows = slice(indptr[a0], indptr[a1])
+            write_rows(*blocks[b], counts[a0:a1], indices[rows], data[rows])
+    return sparse.csr_matrix((data, indices, np.concatenate([[0], np.cumsum(counts)])),
+                             shape=(n, space.n_voxels))

@@ -1,0 +1,90 @@
+"""The MA matrix builder: bit for bit the matrix of dmeta's previous kernel (kept in
+benchmarks/bench_ma.py), whatever the block size, in process or as Dask tasks."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dmeta import modeled_activation
+from dmeta._ma_kernel import row_spans
+from dmeta.datasets import load_example
+from dmeta.kernels import KernelBank
+from dmeta.modeled_activation import FociLayout, _ma_matrix, analysis_fwhms
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from bench_ma import old_ma_matrix, same_matrix  # noqa: E402
+from synthetic import synthetic_foci, to_coordinate_set  # noqa: E402
+
+
+def _inputs(cset, space):
+    return FociLayout(cset, space), KernelBank(analysis_fwhms(cset), space.zooms)
+
+
+@pytest.fixture(scope="module")
+def synthetic_inputs(space):
+    return _inputs(to_coordinate_set(synthetic_foci(150, seed=3)), space)
+
+
+@pytest.mark.parametrize("name", ["pain", "semantic_knowledge"])
+def test_bundled_data_match_the_previous_kernel(name, space):
+    foci, kernels = _inputs(load_example(name), space)
+    assert same_matrix(_ma_matrix(foci, kernels, space), old_ma_matrix(foci, kernels, space))
+
+
+def test_synthetic_data_match_the_previous_kernel(synthetic_inputs, space):
+    foci, kernels = synthetic_inputs
+    assert len(kernels.kernels) > 1  # kernels of several widths, padded to one cube
+    assert same_matrix(_ma_matrix(foci, kernels, space), old_ma_matrix(foci, kernels, space))
+
+
+def test_foci_beyond_the_volume_edges(toy_space):
+    """Kernels wider than the toy volume, centred inside, near and beyond its edges."""
+    rng = np.random.default_rng(7)
+    corners = toy_space.affine @ np.array([[0, 0, 0, 1], [*toy_space.shape, 1]]).T
+    lo, hi = corners[:3].min(axis=1) - 12, corners[:3].max(axis=1) + 12
+    studies = [{"id": f"s{a}-1", "study_id": f"s{a}", "sample_size": int(n),
+                "xyz": rng.uniform(lo, hi, size=(rng.integers(1, 6), 3))}
+               for a, n in enumerate(rng.integers(5, 40, size=30))]
+    studies.insert(3, {"id": "far-1", "study_id": "far", "sample_size": 20,
+                       "xyz": np.array([[200.0, 0, 0], [0, -300.0, 0]])})
+    foci, kernels = _inputs(to_coordinate_set(studies), toy_space)
+    new = _ma_matrix(foci, kernels, toy_space, block=4)
+    assert same_matrix(new, old_ma_matrix(foci, kernels, toy_space))
+    assert new.indptr[4] == new.indptr[3]  # 'far' reaches no in-mask voxel
+
+
+@pytest.mark.parametrize("block", [1, 7, 64])
+def test_block_size_does_not_change_the_matrix(block, synthetic_inputs, space):
+    foci, kernels = synthetic_inputs
+    assert same_matrix(_ma_matrix(foci, kernels, space, block=block),
+                       _ma_matrix(foci, kernels, space))
+
+
+def test_small_inputs_stay_in_process(space, monkeypatch):
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("run_blocks called")
+
+    monkeypatch.setattr(modeled_activation, "run_blocks", no_cluster)
+    foci, kernels = _inputs(load_example("pain"), space)
+    assert _ma_matrix(foci, kernels, space).shape[0] == len(foci.ids)
+
+
+@pytest.mark.parametrize("block", [16, 50])
+def test_dask_blocks_give_the_same_matrix(block, client, synthetic_inputs, space):
+    foci, kernels = synthetic_inputs
+    assert same_matrix(_ma_matrix(foci, kernels, space, block=block, dask_min=0),
+                       _ma_matrix(foci, kernels, space))
+
+
+def test_row_spans_are_the_positive_runs():
+    kernels = np.zeros((1, 3, 3, 3), dtype=np.float32)
+    kernels[0, 1, 1] = [0.5, 1.0, 0.5]
+    kernels[0, 1, 2, 1:] = 0.25
+    spans = row_spans(kernels)
+    assert spans[0, 1, 1].tolist() == [0, 3] and spans[0, 1, 2].tolist() == [1, 3]
+    assert spans[0, 0, 0].tolist() == [0, 0]
+    kernels[0, 1, 1, 1] = 0.0
+    with pytest.raises(ValueError, match="not contiguous"):
+        row_spans(kernels)
