@@ -18,6 +18,8 @@ stay within 1e-4 of NiMARE's z; this module reproduces NiMARE's fold, only faste
 import numba
 import numpy as np
 
+from dmeta.validation import check_choice
+
 STEP = 1e-5
 METHODS = ("segments", "nimare")
 
@@ -37,13 +39,12 @@ def approximate_null(ma_matrix, n_voxels, bins, method="segments"):
     order, so they return the same weights (but for subnormal ones, see
     :func:`_segment_fold`); the first is several times faster on 500+ analyses.
     """
+    check_choice("method", method, METHODS)
     inv_step = 1.0 / (bins[1] - bins[0])
     data = np.ascontiguousarray(ma_matrix.data)
     indptr = np.asarray(ma_matrix.indptr, dtype=np.int64)
     if method == "nimare":
         return _nimare_fold(data, indptr, n_voxels, bins, inv_step)
-    if method != "segments":
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if ma_matrix.shape[0] == 0:
         return None
     kmax = nearest(data.max(), inv_step, bins.size) if data.size else 0

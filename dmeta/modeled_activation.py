@@ -223,15 +223,19 @@ def _ma_matrix(foci, kernels, space, block=MA_BLOCK, dask_min=MA_DASK_MIN):
                    desc="Modeled activation", unit="block")
         counts, indices, data = (np.concatenate([parts[b][i] for b in range(len(blocks))])
                                  for i in range(3))
+        indptr = _indptr(counts)
     else:
         # Every block's counts first, so each block writes straight into its slice.
         counts = np.zeros(n, dtype=np.int64)
         for b, (a0, a1) in enumerate(ranges):
             count_rows(*blocks[b], counts[a0:a1])
-        indptr = np.concatenate([[0], np.cumsum(counts)])
+        indptr = _indptr(counts)
         indices, data = output(indptr[-1])
         for b, (a0, a1) in enumerate(ranges):
             rows = slice(indptr[a0], indptr[a1])
             write_rows(*blocks[b], counts[a0:a1], indices[rows], data[rows])
-    return sparse.csr_matrix((data, indices, np.concatenate([[0], np.cumsum(counts)])),
-                             shape=(n, space.n_voxels))
+    return sparse.csr_matrix((data, indices, indptr), shape=(n, space.n_voxels))
+
+
+def _indptr(counts):
+    return np.concatenate([[0], np.cumsum(counts)])

@@ -16,6 +16,7 @@ from dmeta.approximate_null import (
     histogram_bins,
     shift_segments,
 )
+from dmeta.errors import InputError
 from dmeta.stats import p_to_z
 
 N_VOXELS = 20_000
@@ -110,5 +111,5 @@ def test_edge_cases():
     null = approximate_null(empty, N_VOXELS, bins)
     assert null[0] == 1.0 and null[1:].sum() == 0.0
     assert approximate_null(sparse.csr_matrix((0, N_VOXELS)), N_VOXELS, bins) is None
-    with pytest.raises(ValueError, match="method"):
+    with pytest.raises(InputError, match="^method must be one of 'segments', 'nimare', got 'fft'"):
         approximate_null(empty, N_VOXELS, bins, method="fft")
