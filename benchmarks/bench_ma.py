@@ -5,7 +5,7 @@ matrix from synthetic analyses (benchmarks/synthetic.py) by:
 
 * ``old``: the kernel dmeta used before (kept below, only for this comparison): Python-list
   appends and a sort of each analysis's voxels;
-* ``new``: :func:`dmeta.modeled_activation._ma_matrix` in process (its blocks run one after
+* ``new``: :func:`dmeta.modeled_activation.build_ma` in process (its blocks run one after
   the other here: the threshold above which they go to Dask is raised out of the way);
 * ``nimare``: ``nimare.meta.kernel.ALEKernel().transform(dataset, return_type="sparse")``,
   NiMARE's MA step, on the same foci and sample sizes.
@@ -34,7 +34,7 @@ from scipy import sparse
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dmeta.kernels import KernelBank  # noqa: E402
-from dmeta.modeled_activation import FociLayout, _ma_matrix, analysis_fwhms  # noqa: E402
+from dmeta.modeled_activation import FociLayout, analysis_fwhms, build_ma  # noqa: E402
 from dmeta.space import Space  # noqa: E402
 from synthetic import synthetic_foci, to_coordinate_set, to_nimare_dataset  # noqa: E402
 
@@ -108,7 +108,7 @@ def runners(n, space, args):
     cset = to_coordinate_set(studies)
     foci = FociLayout(cset, space)
     kernels = KernelBank(analysis_fwhms(cset), space.zooms)
-    out = {"new": lambda: _ma_matrix(foci, kernels, space, dask_min=np.inf)}
+    out = {"new": lambda: build_ma(foci, kernels, space, dask_min=None)[1]}
     if n <= args.old_max:
         out["old"] = lambda: old_ma_matrix(foci, kernels, space)
     if n <= args.nimare_max:

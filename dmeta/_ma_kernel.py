@@ -6,14 +6,18 @@ Gaussian kernel is positive over one contiguous span, known in advance (:func:`r
 so the inner loop is a plain running maximum with no test per voxel, over a whole-volume
 buffer. Every volume row an analysis reaches records the span it was reached over.
 
+The maps are built in *levels*, each kernel value's rank among the distinct values of all
+kernels (:func:`kernel_levels`): the maximum of values is the value of the maximum level,
+so anything computed from a value (its float32 self, log(1 - value), its histogram bin) is
+computed once per distinct value, by numpy, and looked up per voxel.
+
 The map is then read back in flat (C) order: the analysis's rows in order, each over its
 reached span, keeping in-mask voxels with a positive value. That is the order of the in-mask
 columns (the mask's flat indices are increasing), so no sort is needed, and reading a row
-also clears it for the next analysis. A first pass only counts each analysis's non-zeros, so
-the second writes them into arrays allocated once at their exact size.
-
-Values are float32, as NiMARE keeps MA: a maximum of float32 values is one of them, so the
-result is the same whatever precision the maximum is taken in.
+also clears it for the next analysis. Reading back can count each analysis's non-zeros,
+write them into arrays allocated at their exact size, and reduce them to what an ALE fit
+reads (:mod:`dmeta.ma_summary`): the sum of log(1 - MA) per voxel, each analysis's maximum
+and its histogram of values.
 """
 
 import numba
@@ -50,17 +54,64 @@ def row_spans(kernels):
     return np.stack([lo, hi], axis=-1).astype(np.int64)
 
 
-def count_rows(ijk, starts, kernel_index, kernels, spans, shape, lookup, counts):
-    """Non-zeros of each analysis of a block into ``counts`` (see :func:`ma_pass`)."""
-    ma_pass(ijk, starts, kernel_index, kernels, spans, shape, lookup, counts,
-            np.zeros(0, np.int32), np.zeros(0, np.float32), False)
+def kernel_levels(kernels):
+    """The kernels as levels: ranks into their sorted distinct values, 0 for value 0.
+
+    Returns
+    -------
+    levels : int32 array, the shape of ``kernels``
+    values : (n_levels,) float32
+        ``values[levels] == kernels``; ``values[0] == 0``.
+    """
+    values, levels = np.unique(np.concatenate([[0], kernels.ravel()]).astype(np.float32),
+                               return_inverse=True)
+    return levels[1:].reshape(kernels.shape).astype(np.int32), values
 
 
-def write_rows(ijk, starts, kernel_index, kernels, spans, shape, lookup, counts, indices, data):
-    """CSR columns and values of a block's analyses into ``indices``, ``data`` (``counts``
-    from :func:`count_rows`; see :func:`ma_pass`)."""
-    ma_pass(ijk, starts, kernel_index, kernels, spans, shape, lookup, counts, indices, data,
-            True)
+def count_rows(block, counts):
+    """Non-zeros of each analysis of a block into ``counts``."""
+    ma_pass(*block, counts, *_no_rows(), *_no_summary(), False, False)
+
+
+def write_rows(block, counts, indices, data, summary):
+    """A block's CSR columns and values into ``indices``, ``data`` (``counts`` from
+    :func:`count_rows`) and its reductions into ``summary`` (see :func:`summary_arrays`)."""
+    ma_pass(*block, counts, indices, data, *summary, True, True)
+
+
+def summarize_rows(block, summary):
+    """A block's reductions into ``summary`` (see :func:`summary_arrays`), and no rows."""
+    counts = np.zeros(block[1].shape[0] - 1, np.int64)
+    ma_pass(*block, counts, *_no_rows(), *summary, False, True)
+    return counts
+
+
+def summary_arrays(n_analyses, n_voxels, n_bins):
+    """Zeroed outputs of a block's reductions.
+
+    Returns
+    -------
+    log_sum : (n_voxels,) float64
+        Sum of log(1 - MA) per voxel, in row order.
+    top : (n_analyses,) int64
+        Each analysis's highest level.
+    hist_ptr, hist_bins, hist_counts : int64
+        Each analysis's occupied histogram bins (ascending) and voxel counts, CSR-style;
+        ``hist_ptr[-1]`` is the number written.
+    scratch : (n_bins,) int64
+    """
+    room = n_analyses * n_bins
+    return (np.zeros(n_voxels), np.zeros(n_analyses, np.int64),
+            np.zeros(n_analyses + 1, np.int64), np.zeros(room, np.int64),
+            np.zeros(room, np.int64), np.zeros(n_bins, np.int64))
+
+
+def _no_rows():
+    return np.zeros(0, np.int32), np.zeros(0, np.float32)
+
+
+def _no_summary():
+    return summary_arrays(0, 0, 0)
 
 
 def output(nnz):
@@ -75,33 +126,17 @@ def output(nnz):
     return indices, data
 
 
-def block_rows(ijk, starts, kernel_index, kernels, spans, shape, lookup):
-    """CSR rows of MA for one block of analyses (arguments as :func:`ma_pass` takes them).
-
-    Returns
-    -------
-    counts : (n_analyses,) int64
-        Non-zeros per analysis.
-    indices : (nnz,) int32
-    data : (nnz,) float32
-    """
-    args = (ijk, starts, kernel_index, kernels, spans, shape, lookup)
-    counts = np.zeros(starts.shape[0] - 1, dtype=np.int64)
-    count_rows(*args, counts)
-    indices, data = output(counts.sum())
-    write_rows(*args, counts, indices, data)
-    return counts, indices, data
-
-
 @numba.njit(cache=True)
-def ma_pass(ijk, starts, kernel_index, kernels, spans, shape, lookup, counts, indices, data,
-            write):
-    """One pass over analyses ``0 .. len(starts) - 2``: count their non-zeros, or write them.
+def ma_pass(ijk, starts, kernel_index, levels, spans, shape, lookup, values, logs, bins,
+            counts, indices, data, log_sum, top, hist_ptr, hist_bins, hist_counts, scratch,
+            write, summarize):
+    """One pass over analyses ``0 .. len(starts) - 2``: count, write and/or reduce their MA.
 
-    A first pass (``write=False``) fills ``counts``, so that a second (``write=True``) writes
-    each analysis's columns and values into ``indices`` and ``data``, allocated exactly.
-    Building the maps twice costs less than growing the output: the maps are cheap, and the
-    output is by far the largest memory written.
+    Without ``write`` nor ``summarize`` it fills ``counts``, so that a pass with ``write``
+    writes each analysis's columns and values into ``indices`` and ``data``, allocated
+    exactly. Building the maps twice costs less than growing the output: the maps are cheap,
+    and the output is by far the largest memory written. With ``summarize`` the pass adds
+    each value's log(1 - value) into ``log_sum`` and counts it in its histogram bin.
 
     Parameters
     ----------
@@ -110,23 +145,31 @@ def ma_pass(ijk, starts, kernel_index, kernels, spans, shape, lookup, counts, in
     starts : (n_analyses + 1,) int64
         ``ijk[starts[a] - starts[0]:starts[a + 1] - starts[0]]`` are analysis ``a``'s foci.
     kernel_index : (n_analyses,) int64
-        Each analysis's kernel in ``kernels``.
-    kernels : (n_kernels, side, side, side) float32
+        Each analysis's kernel in ``levels``.
+    levels : (n_kernels, side, side, side) int32
+        :func:`kernel_levels` of the kernels.
     spans : (n_kernels, side, side, 2) int64
-        :func:`row_spans` of ``kernels``.
+        :func:`row_spans` of the kernels.
     shape : (3,) int64
         Volume shape.
     lookup : (prod(shape),) int32
         In-mask column of each flat voxel index, -1 outside the mask; increasing where >= 0.
+    values : (n_levels,) float32
+    logs : (n_levels,) float32
+        log(1 - value) per level (numpy's ``log1p``).
+    bins : (n_levels,) int64
+        Histogram bin per level.
     counts : (n_analyses,) int64
-        Non-zeros per analysis: filled when counting, read when writing.
+        Non-zeros per analysis: filled unless writing, read when writing.
     indices : (counts.sum(),) int32
     data : (counts.sum(),) float32
         Columns and values, written when ``write``.
-    write : bool
+    log_sum, top, hist_ptr, hist_bins, hist_counts, scratch
+        The reductions, written when ``summarize`` (see :func:`summary_arrays`).
+    write, summarize : bool
     """
     nx, ny, nz = shape[0], shape[1], shape[2]
-    buf = np.zeros(nx * ny * nz, dtype=np.float32)
+    buf = np.zeros(nx * ny * nz, dtype=np.int32)
     row_lo = np.full(nx * ny, nz, dtype=np.int64)  # reached span of each volume row
     row_hi = np.zeros(nx * ny, dtype=np.int64)
     offset = starts[0]
@@ -134,32 +177,46 @@ def ma_pass(ijk, starts, kernel_index, kernels, spans, shape, lookup, counts, in
     for a in range(starts.shape[0] - 1):
         k = kernel_index[a]
         i_lo, i_hi, j_lo, j_hi = _mark(ijk[starts[a] - offset:starts[a + 1] - offset],
-                                       kernels[k], spans[k], nx, ny, nz, buf, row_lo, row_hi)
+                                       levels[k], spans[k], nx, ny, nz, buf, row_lo, row_hi)
         begin = nnz
+        highest = 0
         for i in range(i_lo, i_hi):
             for j in range(j_lo, j_hi):
                 row = i * ny + j
                 k0, k1 = row_lo[row], row_hi[row]
                 for idx in range(row * nz + k0, row * nz + k1):
                     col = lookup[idx]
-                    v = buf[idx]
+                    level = buf[idx]
+                    buf[idx] = 0
+                    if col < 0 or level == 0:
+                        continue
                     if write:
-                        if col >= 0 and v > 0.0:
-                            indices[nnz] = col
-                            data[nnz] = v
-                            nnz += 1
-                    else:
-                        nnz += (col >= 0) & (v > 0.0)
-                    buf[idx] = 0.0
+                        indices[nnz] = col
+                        data[nnz] = values[level]
+                    if summarize:
+                        log_sum[col] += logs[level]
+                        scratch[bins[level]] += 1
+                        highest = max(highest, level)
+                    nnz += 1
                 row_lo[row], row_hi[row] = nz, 0
         if not write:
             counts[a] = nnz - begin
+        if summarize:
+            top[a] = highest
+            used = hist_ptr[a]
+            for b in range(bins[highest] + 1):
+                if scratch[b]:
+                    hist_bins[used], hist_counts[used] = b, scratch[b]
+                    scratch[b] = 0
+                    used += 1
+            hist_ptr[a + 1] = used
     return nnz
 
 
 @numba.njit(cache=True)
 def _mark(foci, kern, span, nx, ny, nz, buf, row_lo, row_hi):
-    """Max of the kernels centred on ``foci`` into ``buf``; the reached rows' spans and box."""
+    """Max of the (level) kernels centred on ``foci`` into ``buf``; the reached rows' spans
+    and box."""
     side = kern.shape[0]
     r = side // 2
     i_lo, i_hi, j_lo, j_hi = nx, 0, ny, 0

@@ -22,7 +22,6 @@ from dmeta.versions import versions
 if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
-    from scipy import sparse
 
 NULL_METHODS = ("approximate", "montecarlo")
 
@@ -77,10 +76,11 @@ class ALE(DmetaBase):
         check_run_params(self.seed, n_iters=self.n_iters, chunk_iters=self.chunk_iters)
         self.space_ = Space.from_mask(self.mask)
         self.ma_ = ModeledActivation(cset, self.space_, self.kernel_fwhm, self.sample_size)
-        matrix = self.ma_.matrix
-        stat = ale_statistic(matrix)
-        self.bins_ = histogram_bins(_row_max(matrix))
-        self.null_weights_ = approximate_null(matrix, self.space_.n_voxels, self.bins_)
+        summary = self.ma_.summary
+        stat = summary.statistic()
+        self.bins_ = histogram_bins(summary.maxima)
+        self.null_weights_ = approximate_null(summary.histograms, self.space_.n_voxels,
+                                              self.bins_)
         nulls = None
         if self.null_method == "montecarlo":
             from dmeta.montecarlo import voxelwise_null
@@ -137,19 +137,3 @@ class ALE(DmetaBase):
             f"{int(self.ma_.foci.counts.sum())} foci from {len(self.ma_.ids)} experiments. "
             f"ALE values were converted to p-values with {null}."
         )
-
-
-def ale_statistic(ma_matrix: sparse.csr_matrix) -> np.ndarray:
-    """ALE = 1 - prod over analyses of (1 - MA), summed in log space.
-
-    Maps are float32, as NiMARE's are; p-values are looked up from the float32 statistic so
-    that values on a histogram bin edge fall into the same bin as in NiMARE.
-    """
-    log_complement = np.bincount(
-        ma_matrix.indices, weights=np.log1p(-ma_matrix.data), minlength=ma_matrix.shape[1]
-    )
-    return (1.0 - np.exp(log_complement)).astype(np.float32)
-
-
-def _row_max(matrix):
-    return matrix.max(axis=1).toarray().ravel()

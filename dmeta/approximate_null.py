@@ -31,25 +31,39 @@ def histogram_bins(max_ma):
     return np.round(np.arange(0, max_ale + 1.5 * STEP, STEP), 5)
 
 
-def approximate_null(ma_matrix, n_voxels, bins, method="segments"):
-    """Null histogram weights of ALE over ``bins`` from an (analysis x voxel) CSR MA matrix.
+def approximate_null(histograms, n_voxels, bins, method="segments"):
+    """Null histogram weights of ALE over ``bins`` from per-analysis MA histograms.
 
-    ``method="segments"`` (the default) and ``"nimare"`` (NiMARE's loop, kept for parity
-    tests) fold the analyses in order with the same floating-point operations in the same
-    order, so they return the same weights (but for subnormal ones, see
-    :func:`_segment_fold`); the first is several times faster on 500+ analyses.
+    Parameters
+    ----------
+    histograms : dmeta.ma_summary.MAHistograms
+        The analyses' MA histograms, folded in their order.
+    n_voxels : int
+        In-mask voxels (each analysis's unreached ones count in bin 0).
+    bins : ndarray
+        Bin centres (:func:`histogram_bins`).
+    method : {"segments", "nimare"}
+        ``"segments"`` (the default) and ``"nimare"`` (NiMARE's loop, kept for parity
+        tests) fold the analyses in order with the same floating-point operations in the
+        same order, so they return the same weights (but for subnormal ones, see
+        :func:`_segment_fold`); the first is several times faster on 500+ analyses.
+
+    Returns
+    -------
+    ndarray or None
+        None if there are no analyses.
     """
     check_choice("method", method, METHODS)
     inv_step = 1.0 / (bins[1] - bins[0])
-    data = np.ascontiguousarray(ma_matrix.data)
-    indptr = np.asarray(ma_matrix.indptr, dtype=np.int64)
-    if method == "nimare":
-        return _nimare_fold(data, indptr, n_voxels, bins, inv_step)
-    if ma_matrix.shape[0] == 0:
+    h = histograms
+    if len(h) == 0:
         return None
-    kmax = nearest(data.max(), inv_step, bins.size) if data.size else 0
+    hist_args = (h.ptr, h.bins, h.counts, h.reached, float(n_voxels))
+    if method == "nimare":
+        return _nimare_fold(*hist_args, bins, inv_step)
+    kmax = min(int(h.bins.max()), bins.size - 1) if h.bins.size else 0
     segments = shift_segments(bins, inv_step, kmax)
-    return _segment_fold(data, indptr, float(n_voxels), bins, inv_step, *segments)
+    return _segment_fold(*hist_args, bins, inv_step, *segments)
 
 
 @numba.njit(cache=True)
@@ -62,28 +76,19 @@ def nearest(value, inv_step, n_bins):
 
 
 @numba.njit(cache=True)
-def nearest_bin(values, inv_step, n_bins):
-    """Index of the nearest bin centre for each value (ties away from zero), clipped."""
-    out = np.empty(values.shape[0], dtype=np.int64)
-    for n in range(values.shape[0]):
-        out[n] = nearest(values[n], inv_step, n_bins)
-    return out
+def _study_hist(a, ptr, bin_index, counts, reached, n_voxels, hist):
+    """Analysis ``a``'s MA histogram into ``hist`` (all zero on entry), as NiMARE builds it.
 
-
-@numba.njit(cache=True)
-def _study_hist(data, start, stop, n_voxels, inv_step, hist):
-    """One analysis's MA histogram into ``hist`` (all zero on entry), as NiMARE builds it.
-
-    Counts, plus the voxels the analysis does not reach at 0, times 1 / n_voxels (NiMARE
-    multiplies by the reciprocal; dividing would differ in the last bit). Returns the
-    highest bin used.
+    NiMARE adds 1.0 per voxel value (here the exact integer counts), then the voxels the
+    analysis does not reach at 0, and multiplies by 1 / n_voxels (dividing would differ in
+    the last bit). Returns the highest bin used.
     """
     top = 0
-    for i in range(start, stop):
-        idx = nearest(data[i], inv_step, hist.shape[0])
-        hist[idx] += 1.0
+    for i in range(ptr[a], ptr[a + 1]):
+        idx = min(bin_index[i], hist.shape[0] - 1)
+        hist[idx] += counts[i]
         top = max(top, idx)
-    hist[0] += n_voxels - (stop - start)
+    hist[0] += n_voxels - reached[a]
     recip = 1.0 / n_voxels
     for k in range(top + 1):
         hist[k] *= recip
@@ -143,7 +148,8 @@ def _axpy(out, x, scale):
 
 
 @numba.njit(cache=True)
-def _segment_fold(data, indptr, n_voxels, bins, inv_step, ptr, starts, ends, shifts):
+def _segment_fold(hist_ptr, bin_index, counts, reached, n_voxels, bins, inv_step, ptr, starts,
+                  ends, shifts):
     """NiMARE's sequential fold, each combine done as a few shifted axpy's per MA bin.
 
     NiMARE's combine loops over MA bins k (ascending), then null bins n (ascending), adding
@@ -159,9 +165,9 @@ def _segment_fold(data, indptr, n_voxels, bins, inv_step, ptr, starts, ends, shi
     null = np.zeros(n_bins)
     out = np.zeros(n_bins)
     hist = np.zeros(n_bins)
-    lo, top = 0, _study_hist(data, indptr[0], indptr[1], n_voxels, inv_step, null)
-    for a in range(1, indptr.shape[0] - 1):
-        kmax = _study_hist(data, indptr[a], indptr[a + 1], n_voxels, inv_step, hist)
+    lo, top = 0, _study_hist(0, hist_ptr, bin_index, counts, reached, n_voxels, null)
+    for a in range(1, reached.shape[0]):
+        kmax = _study_hist(a, hist_ptr, bin_index, counts, reached, n_voxels, hist)
         new_lo, new_top = n_bins, 0
         for k in range(kmax + 1):
             hk = hist[k]
@@ -189,23 +195,24 @@ def _segment_fold(data, indptr, n_voxels, bins, inv_step, ptr, starts, ends, shi
     return null
 
 
-def _nimare_fold(data, indptr, n_voxels, bins, inv_step):
+def _nimare_fold(hist_ptr, bin_index, counts, reached, n_voxels, bins, inv_step):
     """NiMARE's ``_compute_null_approximate`` loop, term by term (reference for tests)."""
     null = None
     out = np.zeros(bins.size)
-    for a in range(indptr.size - 1):
+    for a in range(reached.size):
         hist = np.zeros(bins.size)
-        _study_hist(data, indptr[a], indptr[a + 1], float(n_voxels), inv_step, hist)
+        _study_hist(a, hist_ptr, bin_index, counts, reached, n_voxels, hist)
         if null is None:
             null = hist
             continue
-        _combine(np.flatnonzero(null), null, np.flatnonzero(hist), hist, bins, inv_step, out)
+        _nimare_combine(np.flatnonzero(null), null, np.flatnonzero(hist), hist, bins, inv_step,
+                        out)
         null, out = out, null
     return null
 
 
 @numba.njit(cache=True)
-def _combine(null_idx, null, hist_idx, hist, bins, inv_step, out):
+def _nimare_combine(null_idx, null, hist_idx, hist, bins, inv_step, out):
     """out = distribution of 1 - (1 - A)(1 - B) for A ~ null, B ~ hist, on the bin grid."""
     out[:] = 0.0
     for m in hist_idx:

@@ -1,19 +1,32 @@
 """Modeled activation (MA): each analysis's foci smoothed by its kernel, max over foci.
 
-The result is a sparse (analysis x in-mask voxel) matrix; ALE and every resampling
-diagnostic work from it or from its log complement, log(1 - MA).
+The result is a sparse (analysis x in-mask voxel) matrix, built by blocks of analyses. An
+ALE fit reads only its reductions (:mod:`dmeta.ma_summary`); the resampling diagnostics
+read the matrix itself or its log complement, log(1 - MA). A large set's blocks are built
+and reduced on the workers, and its matrix is only assembled in this process if a
+diagnostic asks for it.
 """
 
 import copy
 
 import numpy as np
 import pandas as pd
+import psutil
 from scipy import sparse
 
-from dmeta._ma_kernel import block_rows, count_rows, output, row_spans, write_rows
+from dmeta._ma_kernel import (
+    count_rows,
+    kernel_levels,
+    output,
+    row_spans,
+    summarize_rows,
+    summary_arrays,
+    write_rows,
+)
 from dmeta.compute import run_blocks
 from dmeta.errors import InputError
 from dmeta.kernels import KernelBank, fwhm_from_sample_size
+from dmeta.ma_summary import MASummary, value_tables
 from dmeta.messages import examples, warn
 
 #: Result table listing the foci whose centre is not an in-mask voxel.
@@ -133,6 +146,8 @@ class ModeledActivation:
 
     Attributes
     ----------
+    summary : dmeta.ma_summary.MASummary
+        What an ALE fit reads from the matrix.
     outside_mask : pandas.DataFrame
         The foci whose centre is outside the mask (see :func:`outside_mask_foci`).
     """
@@ -142,10 +157,10 @@ class ModeledActivation:
         self.foci = FociLayout(cset, space)
         fwhms = analysis_fwhms(cset, kernel_fwhm, sample_size)
         self.kernels = KernelBank(fwhms, space.zooms, fixed=kernel_fwhm is not None)
-        self.matrix = _ma_matrix(self.foci, self.kernels, space)
+        self._summary, self._matrix = build_ma(self.foci, self.kernels, space)
         self.outside_mask = outside_mask_foci(cset, self.foci, space)
         _warn_outside(self.outside_mask, cset)
-        reaches_mask = np.diff(self.matrix.indptr) > 0
+        reaches_mask = self._summary.histograms.reached > 0
         usable = np.flatnonzero(reaches_mask)
         if usable.size < len(self.ids):
             unusable = [self.ids[a] for a in np.flatnonzero(~reaches_mask)]
@@ -156,12 +171,34 @@ class ModeledActivation:
                     f"{_where(cset)}: {usable.size} analysis(es) have foci whose kernels reach "
                     "the mask; a meta-analysis needs at least two"
                 )
+            summary = self._summary.of_analyses(usable)  # the others add nothing to the sum
             reduced = self.subset(usable)
-            self.foci, self.kernels, self.matrix = reduced.foci, reduced.kernels, reduced.matrix
+            self.foci, self.kernels, self._matrix = reduced.foci, reduced.kernels, reduced._matrix
+            self._summary = summary
 
     @property
     def ids(self):
         return self.foci.ids
+
+    @property
+    def matrix(self):
+        """The sparse (analysis x in-mask voxel) MA matrix, float32.
+
+        A set built on the workers keeps only its summary in this process; its matrix is
+        built here on first use, if this machine has the memory for it.
+        """
+        if self._matrix is None:
+            _check_fits_here(self.foci, self.kernels, self.space)
+            self._matrix = build_ma(self.foci, self.kernels, self.space, dask_min=None)[1]
+        return self._matrix
+
+    @property
+    def summary(self):
+        """The reductions of :attr:`matrix` an ALE fit reads, by the blocks it is built in."""
+        if self._summary is None:
+            self._summary = summarize(self.matrix, _block_edges(self.foci, self.kernels,
+                                                                self.space))
+        return self._summary
 
     def subset(self, indices):
         """The same MA restricted to the analyses at ``indices`` (in that order).
@@ -181,61 +218,128 @@ class ModeledActivation:
         kernels = copy.copy(self.kernels)
         kernels.fwhms = self.kernels.fwhms[indices]
         kernels.index = self.kernels.index[indices]
-        new.foci, new.kernels, new.matrix = foci, kernels, self.matrix[indices]
+        new.foci, new.kernels, new._summary = foci, kernels, None
+        new._matrix = None if self._matrix is None else self._matrix[indices]
         return new
 
 
-#: Analyses per block of MA rows. A block's rows take about 350 kB per analysis (some
-#: 44,000 non-zeros of 8 bytes for an analysis shaped like the bundled ones), so a block of
-#: 250 holds under 100 MB in a worker and the tasks of a large set spread over many workers.
+#: Most analyses per block of MA rows. An analysis shaped like the bundled ones has some
+#: 44,000 non-zeros (350 kB of rows), so a block of 250 holds under 100 MB in a worker and
+#: the tasks of a large set spread over many workers.
 MA_BLOCK = 250
 
-#: Above this many analyses the blocks of MA rows run as Dask tasks. The compiled kernel
-#: builds about 1,000 analyses a second on one core (benchmarks/bench_ma.py), while starting
-#: a local cluster, loading numba on each worker and sending the rows back (350 kB per
-#: analysis) cost seconds; only sets of several thousand analyses gain from the workers, so
+#: Most bytes of rows per block, estimated from focus counts and kernel sizes: analyses
+#: with many foci or wide kernels (or a finer mask) make smaller blocks, so that a worker's
+#: memory is bounded whatever the data.
+MA_BLOCK_BYTES = 256 * 2**20
+
+#: Above this many analyses the blocks of MA rows run as Dask tasks and only their
+#: summaries come back. The compiled kernel builds about 1,000 analyses a second on one
+#: core (benchmarks/bench_ma.py), while starting a local cluster and loading numba on each
+#: worker cost seconds; only sets of several thousand analyses gain from the workers, so
 #: smaller ones, the bundled examples among them, stay in process.
 MA_DASK_MIN = 4000
 
+#: Bytes per stored non-zero: a float32 value and an int32 column.
+NONZERO_BYTES = 8
 
-def _ma_matrix(foci, kernels, space, block=MA_BLOCK, dask_min=MA_DASK_MIN):
-    """The sparse (analysis x in-mask voxel) MA matrix, built by blocks of ``block`` analyses.
 
-    Blocks run in process, or as Dask tasks when there are more than ``dask_min`` analyses;
-    their rows are stacked in block order, so the matrix does not depend on either.
+def build_ma(foci, kernels, space, block=MA_BLOCK, dask_min=MA_DASK_MIN):
+    """The :class:`MASummary` and CSR MA matrix of the analyses, built by blocks.
+
+    Blocks (of at most ``block`` analyses, see :func:`_block_edges`) run in process, or as
+    Dask tasks when there are more than ``dask_min`` analyses (never if None); then each
+    task only reduces its maps, and the matrix returned is None. The blocks depend on the
+    data only and their sums are added in block order, so neither result depends on where
+    the blocks ran.
     """
     n = len(foci.ids)
     lookup = np.full(int(np.prod(space.shape)), -1, dtype=np.int32)
     lookup[space.flat_index] = np.arange(space.n_voxels, dtype=np.int32)
     stack = kernels.stack().astype(np.float32)  # float32, as NiMARE keeps MA values
+    levels, values = kernel_levels(stack)
     spans = row_spans(stack)
+    tables = (values, *value_tables(values))
+    n_bins = int(tables[2].max()) + 1
     shape = np.array(space.shape, dtype=np.int64)
-    edges = list(range(0, n, block)) + [n]
+    edges = _block_edges(foci, kernels, space, block)
     ranges = list(zip(edges[:-1], edges[1:]))
     blocks = {
         b: (foci.ijk[foci.starts[a0]:foci.starts[a1]], foci.starts[a0:a1 + 1],
-            kernels.index[a0:a1].astype(np.int64), stack, spans, shape, lookup)
+            kernels.index[a0:a1].astype(np.int64), levels, spans, shape, lookup,
+            *tables)
         for b, (a0, a1) in enumerate(ranges)
     }
-    if n > dask_min:
+    if dask_min is not None and n > dask_min:
         parts = {}
-        run_blocks(block_rows, blocks, parts.__setitem__, shared=(stack, spans, lookup),
+        run_blocks(block_summary,
+                   {b: (*args, space.n_voxels, n_bins) for b, args in blocks.items()},
+                   parts.__setitem__, shared=(levels, spans, lookup, *tables),
                    desc="Modeled activation", unit="block")
-        counts, indices, data = (np.concatenate([parts[b][i] for b in range(len(blocks))])
-                                 for i in range(3))
-        indptr = _indptr(counts)
-    else:
-        # Every block's counts first, so each block writes straight into its slice.
-        counts = np.zeros(n, dtype=np.int64)
-        for b, (a0, a1) in enumerate(ranges):
-            count_rows(*blocks[b], counts[a0:a1])
-        indptr = _indptr(counts)
-        indices, data = output(indptr[-1])
-        for b, (a0, a1) in enumerate(ranges):
-            rows = slice(indptr[a0], indptr[a1])
-            write_rows(*blocks[b], counts[a0:a1], indices[rows], data[rows])
-    return sparse.csr_matrix((data, indices, indptr), shape=(n, space.n_voxels))
+        return MASummary.combine([parts[b] for b in range(len(blocks))]), None
+    # Every block's counts first, so each block writes straight into its slice.
+    counts = np.zeros(n, dtype=np.int64)
+    for b, (a0, a1) in enumerate(ranges):
+        count_rows(blocks[b], counts[a0:a1])
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    indices, data = output(indptr[-1])
+    parts = []
+    for b, (a0, a1) in enumerate(ranges):
+        rows = slice(indptr[a0], indptr[a1])
+        arrays = summary_arrays(a1 - a0, space.n_voxels, n_bins)
+        write_rows(blocks[b], counts[a0:a1], indices[rows], data[rows], arrays)
+        parts.append(MASummary.of_kernel(arrays, counts[a0:a1], values))
+    matrix = sparse.csr_matrix((data, indices, indptr), shape=(n, space.n_voxels))
+    return MASummary.combine(parts), matrix
 
 
-def _indptr(counts):
-    return np.concatenate([[0], np.cumsum(counts)])
+def block_summary(*args):
+    """The :class:`MASummary` of one block: ``ma_pass``'s block arguments, then the number
+    of voxels and of histogram bins."""
+    *block, n_voxels, n_bins = args
+    starts, values = block[1], block[7]  # in ma_pass's order
+    arrays = summary_arrays(starts.shape[0] - 1, n_voxels, n_bins)
+    reached = summarize_rows(block, arrays)
+    return MASummary.of_kernel(arrays, reached, values)
+
+
+def summarize(matrix, edges):
+    """The :class:`MASummary` of a CSR matrix, reduced by the row blocks between ``edges``."""
+    parts = []
+    for a0, a1 in zip(edges[:-1], edges[1:]):
+        start, stop = matrix.indptr[a0], matrix.indptr[a1]
+        parts.append(MASummary.of_rows(matrix.indptr[a0:a1 + 1] - start,
+                                       matrix.indices[start:stop], matrix.data[start:stop],
+                                       matrix.shape[1]))
+    return MASummary.combine(parts)
+
+
+def _row_bytes(foci, kernels, space):
+    """Estimated bytes of each analysis's rows: its foci's kernel supports, capped by the mask."""
+    support = (kernels.stack() > 0).sum(axis=(1, 2, 3))[kernels.index]
+    return np.minimum(np.diff(foci.starts) * support, space.n_voxels) * NONZERO_BYTES
+
+
+def _block_edges(foci, kernels, space, most=MA_BLOCK, budget=MA_BLOCK_BYTES):
+    """Block boundaries: runs of at most ``most`` analyses and ``budget`` estimated bytes."""
+    edges, size, rows = [0], 0, 0
+    for a, nbytes in enumerate(_row_bytes(foci, kernels, space)):
+        if rows and (rows == most or size + nbytes > budget):
+            edges.append(a)
+            size, rows = 0, 0
+        size, rows = size + nbytes, rows + 1
+    if rows or len(edges) == 1:
+        edges.append(len(foci.ids))
+    return edges
+
+
+def _check_fits_here(foci, kernels, space):
+    need = int(_row_bytes(foci, kernels, space).sum())
+    available = psutil.virtual_memory().available
+    if need > 0.8 * available:
+        raise InputError(
+            f"the MA matrix of {len(foci.ids)} analyses needs about {need / 2**30:.1f} GiB in "
+            f"this process and {available / 2**30:.1f} GiB is free; this step (a diagnostic "
+            "that reads every analysis's MA map) needs a machine with more memory, or "
+            "fewer analyses"
+        )

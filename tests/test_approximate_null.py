@@ -17,6 +17,7 @@ from dmeta.approximate_null import (
     shift_segments,
 )
 from dmeta.errors import InputError
+from dmeta.ma_summary import MAHistograms
 from dmeta.stats import p_to_z
 
 N_VOXELS = 20_000
@@ -35,9 +36,13 @@ def ma_matrix(n_analyses, seed=0):
     return sparse.csr_matrix(np.array(rows))
 
 
+def null_of(matrix, bins, method="segments"):
+    return approximate_null(MAHistograms.of_matrix(matrix), N_VOXELS, bins, method=method)
+
+
 def p_and_z(matrix, method="segments"):
     bins = histogram_bins(matrix.max(axis=1).toarray().ravel())
-    p = hist_to_p(bins, approximate_null(matrix, N_VOXELS, bins, method=method), bins)
+    p = hist_to_p(bins, null_of(matrix, bins, method=method), bins)
     return p, p_to_z(p)
 
 
@@ -45,8 +50,8 @@ def p_and_z(matrix, method="segments"):
 def test_segments_equal_the_fold(n_analyses, seed):
     matrix = ma_matrix(n_analyses, seed)
     bins = histogram_bins(matrix.max(axis=1).toarray().ravel())
-    fast = approximate_null(matrix, N_VOXELS, bins)
-    fold = approximate_null(matrix, N_VOXELS, bins, method="nimare")
+    fast = null_of(matrix, bins)
+    fold = null_of(matrix, bins, method="nimare")
     normal = fold >= 1e-300  # the fast method drops subnormal weights
     np.testing.assert_array_equal(fast[normal], fold[normal])
     p, z = p_and_z(matrix)
@@ -73,7 +78,7 @@ def test_segments_equal_nimare_kernels():
         null_utils._update_ale_histogram(i, null[i], j, hist[j], bins, inv_step, bins.size,
                                          tmp)
         null, tmp = tmp, null
-    np.testing.assert_array_equal(approximate_null(matrix, N_VOXELS, bins), null)
+    np.testing.assert_array_equal(null_of(matrix, bins), null)
 
 
 def test_order_of_analyses():
@@ -108,8 +113,8 @@ def test_shift_segments_cover_every_bin_with_its_shift():
 def test_edge_cases():
     bins = histogram_bins([0.01, 0.01])
     empty = sparse.csr_matrix((2, N_VOXELS), dtype=np.float32)  # no analysis reaches a voxel
-    null = approximate_null(empty, N_VOXELS, bins)
+    null = null_of(empty, bins)
     assert null[0] == 1.0 and null[1:].sum() == 0.0
-    assert approximate_null(sparse.csr_matrix((0, N_VOXELS)), N_VOXELS, bins) is None
+    assert null_of(sparse.csr_matrix((0, N_VOXELS)), bins) is None
     with pytest.raises(InputError, match="^method must be one of 'segments', 'nimare', got 'fft'"):
-        approximate_null(empty, N_VOXELS, bins, method="fft")
+        null_of(empty, bins, method="fft")

@@ -11,11 +11,24 @@ from dmeta import modeled_activation
 from dmeta._ma_kernel import row_spans
 from dmeta.datasets import load_example
 from dmeta.kernels import KernelBank
-from dmeta.modeled_activation import FociLayout, _ma_matrix, analysis_fwhms
+from dmeta.modeled_activation import FociLayout, analysis_fwhms, build_ma
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_ma import old_ma_matrix, same_matrix  # noqa: E402
 from synthetic import synthetic_foci, to_coordinate_set  # noqa: E402
+
+
+def ma_matrix(foci, kernels, space, **options):
+    return build_ma(foci, kernels, space, dask_min=None, **options)[1]
+
+
+def assert_same_summary(a, b, sums_exact=True):
+    if sums_exact:
+        np.testing.assert_array_equal(a.log_complement, b.log_complement)
+    np.testing.assert_array_equal(a.statistic(), b.statistic())
+    np.testing.assert_array_equal(a.maxima, b.maxima)
+    for field in ("ptr", "bins", "counts", "reached"):
+        np.testing.assert_array_equal(getattr(a.histograms, field), getattr(b.histograms, field))
 
 
 def _inputs(cset, space):
@@ -30,13 +43,13 @@ def synthetic_inputs(space):
 @pytest.mark.parametrize("name", ["pain", "semantic_knowledge"])
 def test_bundled_data_match_the_previous_kernel(name, space):
     foci, kernels = _inputs(load_example(name), space)
-    assert same_matrix(_ma_matrix(foci, kernels, space), old_ma_matrix(foci, kernels, space))
+    assert same_matrix(ma_matrix(foci, kernels, space), old_ma_matrix(foci, kernels, space))
 
 
 def test_synthetic_data_match_the_previous_kernel(synthetic_inputs, space):
     foci, kernels = synthetic_inputs
     assert len(kernels.kernels) > 1  # kernels of several widths, padded to one cube
-    assert same_matrix(_ma_matrix(foci, kernels, space), old_ma_matrix(foci, kernels, space))
+    assert same_matrix(ma_matrix(foci, kernels, space), old_ma_matrix(foci, kernels, space))
 
 
 def test_foci_beyond_the_volume_edges(toy_space):
@@ -50,7 +63,7 @@ def test_foci_beyond_the_volume_edges(toy_space):
     studies.insert(3, {"id": "far-1", "study_id": "far", "sample_size": 20,
                        "xyz": np.array([[200.0, 0, 0], [0, -300.0, 0]])})
     foci, kernels = _inputs(to_coordinate_set(studies), toy_space)
-    new = _ma_matrix(foci, kernels, toy_space, block=4)
+    new = ma_matrix(foci, kernels, toy_space, block=4)
     assert same_matrix(new, old_ma_matrix(foci, kernels, toy_space))
     assert new.indptr[4] == new.indptr[3]  # 'far' reaches no in-mask voxel
 
@@ -58,8 +71,8 @@ def test_foci_beyond_the_volume_edges(toy_space):
 @pytest.mark.parametrize("block", [1, 7, 64])
 def test_block_size_does_not_change_the_matrix(block, synthetic_inputs, space):
     foci, kernels = synthetic_inputs
-    assert same_matrix(_ma_matrix(foci, kernels, space, block=block),
-                       _ma_matrix(foci, kernels, space))
+    assert same_matrix(ma_matrix(foci, kernels, space, block=block),
+                       ma_matrix(foci, kernels, space))
 
 
 def test_small_inputs_stay_in_process(space, monkeypatch):
@@ -68,14 +81,49 @@ def test_small_inputs_stay_in_process(space, monkeypatch):
 
     monkeypatch.setattr(modeled_activation, "run_blocks", no_cluster)
     foci, kernels = _inputs(load_example("pain"), space)
-    assert _ma_matrix(foci, kernels, space).shape[0] == len(foci.ids)
+    assert build_ma(foci, kernels, space)[1].shape[0] == len(foci.ids)
 
 
 @pytest.mark.parametrize("block", [16, 50])
-def test_dask_blocks_give_the_same_matrix(block, client, synthetic_inputs, space):
+def test_dask_blocks_give_the_same_summary(block, client, synthetic_inputs, space):
+    """On the workers only the summaries come back: the same as in process, bit for bit."""
     foci, kernels = synthetic_inputs
-    assert same_matrix(_ma_matrix(foci, kernels, space, block=block, dask_min=0),
-                       _ma_matrix(foci, kernels, space))
+    summary, matrix = build_ma(foci, kernels, space, block=block, dask_min=0)
+    assert matrix is None
+    assert_same_summary(summary, build_ma(foci, kernels, space, block=block, dask_min=None)[0])
+
+
+def test_kernel_reductions_equal_numpy_on_the_rows(synthetic_inputs, space):
+    """The kernel reduces the maps as it reads them back, with numpy's log1p per distinct
+    value: the same summary as reducing the finished rows (numpy's log1p per non-zero)."""
+    foci, kernels = synthetic_inputs
+    summary, matrix = build_ma(foci, kernels, space, block=40, dask_min=None)
+    edges = modeled_activation._block_edges(foci, kernels, space, 40)
+    assert len(edges) == 5
+    assert_same_summary(summary, modeled_activation.summarize(matrix, edges))
+
+
+def test_block_size_changes_no_map(synthetic_inputs, space):
+    """Block sums are added in block order: the float64 sum may move in its last bits with
+    the block size, the float32 statistic (and so p and z) does not."""
+    foci, kernels = synthetic_inputs
+    stats = [build_ma(foci, kernels, space, block=block, dask_min=None)[0].statistic()
+             for block in (7, 64, 250)]
+    np.testing.assert_array_equal(stats[0], stats[2])
+    np.testing.assert_array_equal(stats[1], stats[2])
+
+
+def test_blocks_are_bounded_in_bytes(synthetic_inputs, space):
+    """A block holds at most MA_BLOCK_BYTES of estimated rows: wide data makes more blocks."""
+    foci, kernels = synthetic_inputs
+    per_analysis = modeled_activation._row_bytes(foci, kernels, space)
+    budget = int(per_analysis.max() * 3)
+    edges = modeled_activation._block_edges(foci, kernels, space, budget=budget)
+    sizes = [per_analysis[a0:a1].sum() for a0, a1 in zip(edges[:-1], edges[1:])]
+    assert edges[0] == 0 and edges[-1] == len(foci.ids) and max(sizes) <= budget
+    assert len(sizes) >= per_analysis.sum() / budget > 1
+    summary, matrix = build_ma(foci, kernels, space, dask_min=None)
+    assert_same_summary(modeled_activation.summarize(matrix, edges), summary, sums_exact=False)
 
 
 def test_row_spans_are_the_positive_runs():

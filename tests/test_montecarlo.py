@@ -8,12 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dmeta.ale import ale_statistic
 from dmeta.approximate_null import hist_to_threshold
 from dmeta.clusters import supra_threshold_clusters
 from dmeta.correct import FWECorrector
 from dmeta.errors import InputError
-from dmeta.modeled_activation import _ma_matrix
+from dmeta.modeled_activation import build_ma
 from dmeta.montecarlo import NullPlan, run_null
 from dmeta.montecarlo.store import NullStore
 
@@ -29,7 +28,7 @@ def _dense_iteration(ma, plan, draws):
     layout = type("Layout", (), {})()
     layout.ids, layout.starts = ma.foci.ids, ma.foci.starts
     layout.ijk = plan.mask_ijk[draws]
-    stat = ale_statistic(_ma_matrix(layout, ma.kernels, ma.space)).astype(float)
+    stat = build_ma(layout, ma.kernels, ma.space)[0].statistic().astype(float)
     _, sizes, masses = supra_threshold_clusters(ma.space.to_volume(stat), plan.thresh)
     return stat.max(), sizes.max(), masses.max()
 

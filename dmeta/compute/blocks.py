@@ -41,17 +41,21 @@ def run_blocks(func, blocks, write, *, shared=(), desc="Blocks", unit="block"):
     if not blocks:
         return
     with session() as client:
-        futures = {}
+        futures = []
         try:
             copies = client.scatter(list(shared), broadcast=True, hash=False) if shared else []
             copy_of = {id(obj): copy for obj, copy in zip(shared, copies)}
-            for key, args in blocks.items():
-                args = [copy_of.get(id(arg), arg) for arg in args]
-                futures[client.submit(func, *args, pure=False)] = key
-            with tqdm(as_completed(list(futures)), total=len(futures), desc=desc, unit=unit,
-                      leave=False) as done:
-                for future in done:
-                    write(futures[future], future.result())
-                    future.release()
+            keys = list(blocks)
+            # One message submits every task and one per batch of finished ones fetches
+            # their results: per-task round trips would cost milliseconds each.
+            columns = zip(*([copy_of.get(id(arg), arg) for arg in blocks[key]] for key in keys))
+            futures = client.map(func, *columns, pure=False)
+            key_of = dict(zip(futures, keys))
+            with tqdm(total=len(futures), desc=desc, unit=unit, leave=False) as bar:
+                for batch in as_completed(futures).batches():
+                    for future, result in zip(batch, client.gather(batch)):
+                        write(key_of[future], result)
+                        future.release()
+                        bar.update()
         finally:
-            client.cancel(list(futures))
+            client.cancel(futures)

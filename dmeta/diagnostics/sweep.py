@@ -87,9 +87,13 @@ def _fingerprint(ma, config, th):
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _approximate(matrix, n_voxels):
-    bins = histogram_bins(matrix.max(axis=1).toarray().ravel())
-    return approximate_null(matrix, n_voxels, bins), bins
+def _approximate(summary, n_voxels, analyses=None):
+    """The approximate null (weights, bins) of the analyses at ``analyses`` (default all)."""
+    maxima, histograms = summary.maxima, summary.histograms
+    if analyses is not None:
+        maxima, histograms = maxima[analyses], histograms.subset(analyses)
+    bins = histogram_bins(maxima)
+    return approximate_null(histograms, n_voxels, bins), bins
 
 
 def run_stability(ma, configs, th, seed=None, store=None, chunk_iters=None,
@@ -103,7 +107,7 @@ def run_stability(ma, configs, th, seed=None, store=None, chunk_iters=None,
     """
     th.check()
     space = ma.space
-    full_null = _approximate(ma.matrix, space.n_voxels)
+    full_null = _approximate(ma.summary, space.n_voxels)
     sample = None if th.cluster_threshold is not None else sample_space(space, th.mask_coverage)
     stores, plans, seeds, replicate_nulls = {}, {}, {}, {}
     for name, config in configs.items():
@@ -114,7 +118,7 @@ def run_stability(ma, configs, th, seed=None, store=None, chunk_iters=None,
             replicate_nulls[name] = dict.fromkeys(pending, full_null)
         else:
             replicate_nulls[name] = {
-                r: _approximate(ma.matrix[config.subsets[r]], space.n_voxels) for r in pending
+                r: _approximate(ma.summary, space.n_voxels, config.subsets[r]) for r in pending
             }
         if sample is None or not len(pending):
             continue
