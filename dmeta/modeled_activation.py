@@ -58,6 +58,13 @@ class FociLayout:
             [[0], np.cumsum(np.bincount(position, minlength=len(self.ids)))]
         ).astype(np.int64)
 
+    @classmethod
+    def of(cls, ids, ijk, starts):
+        """The layout with these attributes (as stored, see :mod:`dmeta.ma_store`)."""
+        layout = cls.__new__(cls)
+        layout.ids, layout.ijk, layout.starts = list(ids), np.asarray(ijk), np.asarray(starts)
+        return layout
+
     @property
     def counts(self):
         """Number of foci per analysis."""
@@ -157,7 +164,9 @@ class ModeledActivation:
         self.foci = FociLayout(cset, space)
         fwhms = analysis_fwhms(cset, kernel_fwhm, sample_size)
         self.kernels = KernelBank(fwhms, space.zooms, fixed=kernel_fwhm is not None)
-        self._summary, self._matrix = build_ma(self.foci, self.kernels, space)
+        self._summary, self._matrix = build_ma(self.foci, self.kernels, space,
+                                               dask_min=MA_DASK_MIN)
+        self._read_matrix = None
         self.outside_mask = outside_mask_foci(cset, self.foci, space)
         _warn_outside(self.outside_mask, cset)
         reaches_mask = self._summary.histograms.reached > 0
@@ -176,6 +185,14 @@ class ModeledActivation:
             self.foci, self.kernels, self._matrix = reduced.foci, reduced.kernels, reduced._matrix
             self._summary = summary
 
+    @classmethod
+    def restored(cls, space, foci, kernels, read_matrix, outside_mask):
+        """The MA of a stored fit (:mod:`dmeta.ma_store`): ``read_matrix()`` reads its rows."""
+        ma = cls.__new__(cls)
+        ma.space, ma.foci, ma.kernels, ma.outside_mask = space, foci, kernels, outside_mask
+        ma._summary, ma._matrix, ma._read_matrix = None, None, read_matrix
+        return ma
+
     @property
     def ids(self):
         return self.foci.ids
@@ -185,12 +202,24 @@ class ModeledActivation:
         """The sparse (analysis x in-mask voxel) MA matrix, float32.
 
         A set built on the workers keeps only its summary in this process; its matrix is
-        built here on first use, if this machine has the memory for it.
+        built (or read from its store) here on first use, if this machine has the memory.
         """
         if self._matrix is None:
             _check_fits_here(self.foci, self.kernels, self.space)
-            self._matrix = build_ma(self.foci, self.kernels, self.space, dask_min=None)[1]
+            if self._read_matrix is not None:
+                self._matrix = self._read_matrix()
+            else:
+                self._matrix = build_ma(self.foci, self.kernels, self.space, dask_min=None)[1]
         return self._matrix
+
+    def row_blocks(self):
+        """The matrix's rows, block by block (CSR), built one block at a time if need be."""
+        edges = _block_edges(self.foci, self.kernels, self.space)
+        for a0, a1 in zip(edges[:-1], edges[1:]):
+            if self._matrix is not None:
+                yield self._matrix[a0:a1]
+            else:
+                yield self.subset(np.arange(a0, a1)).matrix
 
     @property
     def summary(self):
@@ -218,7 +247,7 @@ class ModeledActivation:
         kernels = copy.copy(self.kernels)
         kernels.fwhms = self.kernels.fwhms[indices]
         kernels.index = self.kernels.index[indices]
-        new.foci, new.kernels, new._summary = foci, kernels, None
+        new.foci, new.kernels, new._summary, new._read_matrix = foci, kernels, None, None
         new._matrix = None if self._matrix is None else self._matrix[indices]
         return new
 
@@ -244,11 +273,12 @@ MA_DASK_MIN = 4000
 NONZERO_BYTES = 8
 
 
-def build_ma(foci, kernels, space, block=MA_BLOCK, dask_min=MA_DASK_MIN):
+def build_ma(foci, kernels, space, block=None, dask_min=None):
     """The :class:`MASummary` and CSR MA matrix of the analyses, built by blocks.
 
-    Blocks (of at most ``block`` analyses, see :func:`_block_edges`) run in process, or as
-    Dask tasks when there are more than ``dask_min`` analyses (never if None); then each
+    Blocks (of at most ``block`` analyses, default :data:`MA_BLOCK`, see
+    :func:`_block_edges`) run in process, or as Dask tasks when there are more than
+    ``dask_min`` analyses (never if None, the default); then each
     task only reduces its maps, and the matrix returned is None. The blocks depend on the
     data only and their sums are added in block order, so neither result depends on where
     the blocks ran.
@@ -320,8 +350,11 @@ def _row_bytes(foci, kernels, space):
     return np.minimum(np.diff(foci.starts) * support, space.n_voxels) * NONZERO_BYTES
 
 
-def _block_edges(foci, kernels, space, most=MA_BLOCK, budget=MA_BLOCK_BYTES):
-    """Block boundaries: runs of at most ``most`` analyses and ``budget`` estimated bytes."""
+def _block_edges(foci, kernels, space, most=None, budget=None):
+    """Block boundaries: runs of at most ``most`` analyses and ``budget`` estimated bytes
+    (default :data:`MA_BLOCK` and :data:`MA_BLOCK_BYTES`)."""
+    most = MA_BLOCK if most is None else most
+    budget = MA_BLOCK_BYTES if budget is None else budget
     edges, size, rows = [0], 0, 0
     for a, nbytes in enumerate(_row_bytes(foci, kernels, space)):
         if rows and (rows == most or size + nbytes > budget):

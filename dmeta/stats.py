@@ -26,9 +26,16 @@ def null_to_p(values, null, tail="upper"):
     return np.clip(p, smallest, 1.0 - smallest)
 
 
+#: The smallest p converted: the smallest positive double, a subnormal. An approximate null
+#: on thousands of analyses ends in subnormal weights, and NiMARE converts the p-values they
+#: give as they are (z up to 38.5), so clipping at the smallest normal double (2.2e-308,
+#: z 37.5) would move the z of ALE values beyond the null's support.
+SMALLEST_P = np.nextafter(0.0, 1.0)
+
+
 def p_to_z(p, tail="one"):
     """Unsigned z of a p-value; one-tailed z is floored at 0. Computed in log space."""
-    logp = np.log(np.clip(np.asarray(p, dtype=float), np.finfo(float).tiny, 1.0))
+    logp = np.log(np.clip(np.asarray(p, dtype=float), SMALLEST_P, 1.0))
     if tail == "one":
         return np.maximum(-special.ndtri_exp(logp), 0.0)
     if tail == "two":
@@ -38,4 +45,4 @@ def p_to_z(p, tail="one"):
 
 def p_to_logp(p):
     """-log10(p), the map NiMARE names ``logp``."""
-    return -np.log10(np.clip(np.asarray(p, dtype=float), np.finfo(float).tiny, 1.0))
+    return -np.log10(np.clip(np.asarray(p, dtype=float), SMALLEST_P, 1.0))

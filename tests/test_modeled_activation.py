@@ -11,7 +11,7 @@ from dmeta import modeled_activation
 from dmeta._ma_kernel import row_spans
 from dmeta.datasets import load_example
 from dmeta.kernels import KernelBank
-from dmeta.modeled_activation import FociLayout, analysis_fwhms, build_ma
+from dmeta.modeled_activation import FociLayout, ModeledActivation, analysis_fwhms, build_ma
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_ma import old_ma_matrix, same_matrix  # noqa: E402
@@ -80,8 +80,22 @@ def test_small_inputs_stay_in_process(space, monkeypatch):
         raise AssertionError("run_blocks called")
 
     monkeypatch.setattr(modeled_activation, "run_blocks", no_cluster)
-    foci, kernels = _inputs(load_example("pain"), space)
-    assert build_ma(foci, kernels, space)[1].shape[0] == len(foci.ids)
+    cset = load_example("pain")
+    assert ModeledActivation(cset, space).matrix.shape[0] == len(cset.ids)
+
+
+def test_large_sets_keep_no_matrix_in_the_client(client, space, monkeypatch):
+    """Above MA_DASK_MIN analyses only the summary comes back; the matrix is built (by the
+    same blocks, bit for bit) when a diagnostic asks for it."""
+    cset = to_coordinate_set(synthetic_foci(60, seed=5))
+    in_process = ModeledActivation(cset, space)
+    monkeypatch.setattr(modeled_activation, "MA_DASK_MIN", 10)
+    monkeypatch.setattr(modeled_activation, "MA_BLOCK", 16)
+    on_workers = ModeledActivation(cset, space)
+    assert on_workers._matrix is None
+    np.testing.assert_array_equal(on_workers.summary.statistic(),
+                                  in_process.summary.statistic())
+    assert same_matrix(on_workers.matrix, in_process.matrix)
 
 
 @pytest.mark.parametrize("block", [16, 50])

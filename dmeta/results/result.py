@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike
 
 from dmeta.errors import InputError
 from dmeta.results.display import result_html
-from dmeta.results.store import read_result_store, write_result_store
+from dmeta.results.store import read_result_store, read_stored_estimator, write_result_store
 from dmeta.space import Space
 
 __all__ = ["MetaResult", "open_result"]
@@ -249,7 +249,7 @@ class MetaResult:
             written.append(path)
         return written
 
-    def to_zarr(self, path: str | os.PathLike) -> Path:
+    def to_zarr(self, path: str | os.PathLike, modeled_activation: bool = False) -> Path:
         """Write the result to one Zarr v3 store at ``path``, atomically.
 
         The store is built in a hidden sibling directory and renamed into place, so
@@ -258,12 +258,18 @@ class MetaResult:
         into the new store first. Anything else at ``path`` is refused. If the process
         is killed mid-write, a hidden ``.NAME.tmp-*`` sibling may be left behind.
 
+        With ``modeled_activation=True`` the store also keeps the fit's modeled activation
+        (the MA rows, foci and kernels, about 350 kB per analysis) and its approximate
+        null, so that :func:`open_result` gives back a result that Monte Carlo correction
+        and the diagnostics can run on.
+
         Raises
         ------
         InputError
-            If ``path`` exists and is not a dmeta store or an empty directory.
+            If ``path`` exists and is not a dmeta store or an empty directory, or
+            ``modeled_activation`` is asked of a result that is not an ALE fit.
         """
-        return write_result_store(self, path)
+        return write_result_store(self, path, modeled_activation)
 
 
 def open_result(path: str | os.PathLike) -> MetaResult:
@@ -277,15 +283,18 @@ def open_result(path: str | os.PathLike) -> MetaResult:
     Returns
     -------
     MetaResult
-        Without an estimator (``result.estimator`` is None): correctors and diagnostics
-        that need the fit's modeled activation cannot run on it.
+        With its fitted ALE estimator if the store keeps the modeled activation
+        (``to_zarr(path, modeled_activation=True)``), so that correctors and diagnostics
+        run on it as on the fit's own result; otherwise ``result.estimator`` is None.
 
     Raises
     ------
     InputError
         If ``path`` is not a dmeta result store, or was written by a newer format.
     """
-    return MetaResult(**read_result_store(path))
+    result = MetaResult(**read_result_store(path))
+    result.estimator = read_stored_estimator(path, result.space, result.tables)
+    return result
 
 
 def _is_default_index(index: pd.Index) -> bool:

@@ -9,6 +9,7 @@ Zarr layout written by :meth:`MetaResult.to_zarr`::
       tables/<name>           uint8 1-D array holding the table as an Arrow IPC file
       nulls/                  xarray Dataset over dim "iteration" (only if the result has nulls)
       montecarlo/             owned by the Monte Carlo engine; kept when a store is replaced
+      modeled_activation/     the fit's MA, when asked for (see dmeta.ma_store)
 
 The root attribute ``"dmeta"`` marks a store dmeta wrote: a dict with ``"kind"``
 (``"result"`` here), ``"format_version"``, ``"dmeta_version"`` and ``"space_fingerprint"``.
@@ -49,7 +50,7 @@ MONTECARLO_GROUP = "montecarlo"
 # -- writing -----------------------------------------------------------------------------
 
 
-def write_result_store(result: MetaResult, path) -> Path:
+def write_result_store(result: MetaResult, path, modeled_activation: bool = False) -> Path:
     """Write ``result`` to a Zarr v3 store at ``path``, atomically.
 
     See :meth:`MetaResult.to_zarr` for how an existing store is replaced.
@@ -60,6 +61,8 @@ def write_result_store(result: MetaResult, path) -> Path:
         The result to write.
     path : str or os.PathLike
         The store's path.
+    modeled_activation : bool
+        Also write the fit's modeled activation (see :mod:`dmeta.ma_store`).
 
     Returns
     -------
@@ -69,13 +72,24 @@ def write_result_store(result: MetaResult, path) -> Path:
     Raises
     ------
     InputError
-        If ``path`` exists and is not a dmeta store or an empty directory.
+        If ``path`` exists and is not a dmeta store or an empty directory, or
+        ``modeled_activation`` is asked of a result that is not an ALE fit of this session.
     """
     path = Path(os.path.abspath(path))
     _check_replaceable(path)
+    if modeled_activation:
+        from dmeta.ale import ALE
+
+        if not isinstance(result.estimator, ALE) or not hasattr(result.estimator, "ma_"):
+            raise InputError(f"{path}: modeled_activation=True needs the result of ALE.fit "
+                             "in this session (or a result opened with its modeled activation)")
 
     def write(staging: Path) -> None:
         _write_store(result, staging)
+        if modeled_activation:
+            from dmeta.ma_store import write_ma
+
+            write_ma(zarr.open_group(staging, mode="r+", zarr_format=3), result.estimator)
         _carry_over_montecarlo(path, staging)
 
     write_directory_atomically(path, write)
@@ -226,6 +240,17 @@ def read_result_store(path) -> dict:
         "nulls": _read_dataset(path, "nulls") if "nulls" in root else None,
         "attrs": attributes["attrs"],
     }
+
+
+def read_stored_estimator(path, space: Space, tables: dict):
+    """The fitted ALE a store keeps with its modeled activation, or None if it keeps none."""
+    from dmeta.ma_store import has_ma, read_ale
+    from dmeta.modeled_activation import OUTSIDE_TABLE
+
+    root = zarr.open_group(Path(path), mode="r", zarr_format=3)
+    if not has_ma(root):
+        return None
+    return read_ale(root, space, tables.get(OUTSIDE_TABLE, pd.DataFrame()))
 
 
 def _read_space(root: zarr.Group, path: Path) -> Space:
