@@ -212,15 +212,6 @@ class ModeledActivation:
                 self._matrix = build_ma(self.foci, self.kernels, self.space, dask_min=None)[1]
         return self._matrix
 
-    def row_blocks(self):
-        """The matrix's rows, block by block (CSR), built one block at a time if need be."""
-        edges = _block_edges(self.foci, self.kernels, self.space)
-        for a0, a1 in zip(edges[:-1], edges[1:]):
-            if self._matrix is not None:
-                yield self._matrix[a0:a1]
-            else:
-                yield self.subset(np.arange(a0, a1)).matrix
-
     @property
     def summary(self):
         """The reductions of :attr:`matrix` an ALE fit reads, by the blocks it is built in."""
@@ -228,6 +219,37 @@ class ModeledActivation:
             self._summary = summarize(self.matrix, _block_edges(self.foci, self.kernels,
                                                                 self.space))
         return self._summary
+
+    def to_xarray(self):
+        """log(1 - MA) as a lazy (analysis x voxel) DataArray, one Dask chunk per block.
+
+        A chunk is computed from its block's rows (dense float32, numpy's ``log1p`` of the
+        MA values, 0 where MA is 0) only when asked for, wherever Dask runs it, so
+        ``.sum("analysis")`` or a selection of analyses holds a few blocks' maps at a time.
+        """
+        import dask
+        import dask.array as da
+        import xarray as xr
+
+        chunks = []
+        for part in self._block_parts():
+            rows = part._matrix if part._matrix is not None else dask.delayed(_rows)(part)
+            chunks.append(da.from_delayed(dask.delayed(_dense_log_complement)(rows),
+                                          shape=(len(part.ids), self.space.n_voxels),
+                                          dtype=np.float32))
+        return xr.DataArray(da.concatenate(chunks), dims=("analysis", "voxel"),
+                            coords={"analysis": list(self.ids)}, name="log_complement")
+
+    def _block_parts(self):
+        """The blocks' subsets, one at a time (a part's rows, once built, go with it)."""
+        edges = _block_edges(self.foci, self.kernels, self.space)
+        for a0, a1 in zip(edges[:-1], edges[1:]):
+            yield self.subset(np.arange(a0, a1))
+
+    def row_blocks(self):
+        """The matrix's rows, block by block (CSR), built one block at a time if need be."""
+        for part in self._block_parts():
+            yield part.matrix
 
     def subset(self, indices):
         """The same MA restricted to the analyses at ``indices`` (in that order).
@@ -364,6 +386,14 @@ def _block_edges(foci, kernels, space, most=None, budget=None):
     if rows or len(edges) == 1:
         edges.append(len(foci.ids))
     return edges
+
+
+def _rows(ma):
+    return ma.matrix
+
+
+def _dense_log_complement(rows):
+    return np.log1p(-rows.toarray())
 
 
 def _check_fits_here(foci, kernels, space):

@@ -150,3 +150,19 @@ def test_row_spans_are_the_positive_runs():
     kernels[0, 1, 1, 1] = 0.0
     with pytest.raises(ValueError, match="not contiguous"):
         row_spans(kernels)
+
+
+@pytest.mark.parametrize("kept_here", [True, False])
+def test_chunked_log_complement(kept_here, space, monkeypatch):
+    """to_xarray: one Dask chunk per block, numpy's log1p of the rows, lazily."""
+    monkeypatch.setattr(modeled_activation, "MA_BLOCK", 6)
+    ma = ModeledActivation(load_example("pain"), space)
+    dense = np.log1p(-ma.matrix.toarray())
+    if not kept_here:
+        ma._matrix = None  # as for a set built on the workers
+    array = ma.to_xarray()
+    assert array.dims == ("analysis", "voxel") and list(array["analysis"].values) == ma.ids
+    assert array.chunks[0] == (6, 6, 6, 3) and array.dtype == np.float32
+    np.testing.assert_array_equal(array.values, dense)
+    np.testing.assert_allclose(array.sum("analysis").values, ma.summary.log_complement,
+                               rtol=1e-6, atol=1e-9)
