@@ -5,7 +5,7 @@ matrix from synthetic analyses (benchmarks/synthetic.py) by:
 
 * ``old``: the kernel dmeta used before (kept below, only for this comparison): Python-list
   appends and a sort of each analysis's voxels;
-* ``new``: :func:`dmeta.modeled_activation.build_ma` in process (its blocks run one after
+* ``new``: :func:`dmeta.ma_blocks.build_ma` in process (its blocks run one after
   the other here: the threshold above which they go to Dask is raised out of the way);
 * ``nimare``: ``nimare.meta.kernel.ALEKernel().transform(dataset, return_type="sparse")``,
   NiMARE's MA step, on the same foci and sample sizes.
@@ -34,7 +34,8 @@ from scipy import sparse
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dmeta.kernels import KernelBank  # noqa: E402
-from dmeta.modeled_activation import FociLayout, analysis_fwhms, build_ma  # noqa: E402
+from dmeta.ma_blocks import build_ma  # noqa: E402
+from dmeta.modeled_activation import FociLayout, analysis_fwhms  # noqa: E402
 from dmeta.space import Space  # noqa: E402
 from synthetic import synthetic_foci, to_coordinate_set, to_nimare_dataset  # noqa: E402
 

@@ -44,7 +44,7 @@ from bench_fwe import (  # noqa: E402
     local_cluster,
     measure,
 )
-from dmeta.modeled_activation import MA_DASK_MIN  # noqa: E402
+from dmeta.ma_blocks import MA_DASK_MIN  # noqa: E402
 from synthetic import synthetic_foci, write_nimare_json  # noqa: E402
 
 VOXEL_THRESH = 0.001

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from dmeta.approximate_null import approximate_null, hist_to_p, histogram_bins
+from dmeta.approximate_null import NullFold, approximate_null, hist_to_p, histogram_bins
 from dmeta.base import DmetaBase
 from dmeta.coordinates import CoordinateSet
 from dmeta.docstrings import fill_doc
@@ -75,12 +75,17 @@ class ALE(DmetaBase):
         check_choice("null_method", self.null_method, NULL_METHODS)
         check_run_params(self.seed, n_iters=self.n_iters, chunk_iters=self.chunk_iters)
         self.space_ = Space.from_mask(self.mask)
-        self.ma_ = ModeledActivation(cset, self.space_, self.kernel_fwhm, self.sample_size)
+        # A large set's blocks are folded into the null as they arrive from the workers.
+        fold = NullFold(self.space_.n_voxels)
+        self.ma_ = ModeledActivation(cset, self.space_, self.kernel_fwhm, self.sample_size,
+                                     in_order=fold.add)
         summary = self.ma_.summary
         stat = summary.statistic()
         self.bins_ = histogram_bins(summary.maxima)
-        self.null_weights_ = approximate_null(summary.histograms, self.space_.n_voxels,
-                                              self.bins_)
+        self.null_weights_ = fold.weights(self.bins_)
+        if self.null_weights_ is None:  # built in process (or the fold could not be cut)
+            self.null_weights_ = approximate_null(summary.histograms, self.space_.n_voxels,
+                                                  self.bins_)
         nulls = None
         if self.null_method == "montecarlo":
             from dmeta.montecarlo import voxelwise_null

@@ -63,7 +63,53 @@ def approximate_null(histograms, n_voxels, bins, method="segments"):
         return _nimare_fold(*hist_args, bins, inv_step)
     kmax = min(int(h.bins.max()), bins.size - 1) if h.bins.size else 0
     segments = shift_segments(bins, inv_step, kmax)
-    return _segment_fold(*hist_args, bins, inv_step, *segments)
+    state = _empty_state(bins.size)
+    return _segment_fold(*hist_args, bins, inv_step, *segments, *state)[0]
+
+
+def _empty_state(n_bins):
+    """A fold before its first analysis: null, scratch, lo, top (-1: empty), highest bin."""
+    return np.zeros(n_bins), np.zeros(n_bins), np.zeros(n_bins), 0, -1, -1
+
+
+class NullFold:
+    """NiMARE's fold taken in steps, for analyses that arrive block by block, in order.
+
+    The set's bins are only known once every analysis's maximum is, so the fold runs on the
+    grid up to ALE = 1 and :meth:`weights` cuts it to the set's bins. That gives NiMARE's
+    weights bit for bit unless the fold reached past the set's last bin (where NiMARE's grid
+    would have clipped); :meth:`weights` then returns None, and the caller folds the set
+    again on its own grid. On the sets folded this way (thousands of analyses) the null's
+    top has underflowed to zero long before.
+
+    Analyses that reach no voxel are skipped: their histogram is all in bin 0, and
+    combining with it is not exact (n_voxels x (1 / n_voxels) need not be 1.0).
+    """
+
+    def __init__(self, n_voxels):
+        self.n_voxels = float(n_voxels)
+        self.bins = histogram_bins([1.0])
+        self.inv_step = 1.0 / (self.bins[1] - self.bins[0])
+        self.kmax = -1
+        self.state = _empty_state(self.bins.size)
+
+    def add(self, histograms):
+        """Fold in the analyses of ``histograms`` (a :class:`~dmeta.ma_summary.MAHistograms`)."""
+        h = histograms.subset(np.flatnonzero(histograms.reached > 0))
+        if not len(h):
+            return
+        if h.bins.max() > self.kmax:  # runs for the new MA bins (rare: the first block)
+            self.kmax = int(h.bins.max())
+            self.segments = shift_segments(self.bins, self.inv_step, self.kmax)
+        self.state = _segment_fold(h.ptr, h.bins, h.counts, h.reached, self.n_voxels,
+                                   self.bins, self.inv_step, *self.segments, *self.state)
+
+    def weights(self, bins):
+        """The null over ``bins`` (the set's), or None if that would differ from NiMARE's."""
+        null, *_, top, highest = self.state
+        if top < 0 or highest > bins.size - 1:
+            return None
+        return null[:bins.size].copy()
 
 
 @numba.njit(cache=True)
@@ -149,7 +195,7 @@ def _axpy(out, x, scale):
 
 @numba.njit(cache=True)
 def _segment_fold(hist_ptr, bin_index, counts, reached, n_voxels, bins, inv_step, ptr, starts,
-                  ends, shifts):
+                  ends, shifts, null, out, hist, lo, top, highest):
     """NiMARE's sequential fold, each combine done as a few shifted axpy's per MA bin.
 
     NiMARE's combine loops over MA bins k (ascending), then null bins n (ascending), adding
@@ -159,13 +205,17 @@ def _segment_fold(hist_ptr, bin_index, counts, reached, n_voxels, bins, inv_step
     (occupied MA bins), as in NiMARE, but without a rounding per term. Subnormal weights
     (< 2.2e-308) at the ends of the null are kept: they cost ~5% at 10,000 analyses, and
     they set the smallest p-value, that of ALE values beyond the null's support.
+
+    The fold goes on from the state given (see :func:`_empty_state`) and returns it: the
+    null (first), the scratch arrays, the occupied range ``lo:top + 1`` and the highest bin
+    any combine wrote to.
     """
     n_bins = bins.shape[0]
-    null = np.zeros(n_bins)
-    out = np.zeros(n_bins)
-    hist = np.zeros(n_bins)
-    lo, top = 0, _study_hist(0, hist_ptr, bin_index, counts, reached, n_voxels, null)
-    for a in range(1, reached.shape[0]):
+    first = 0
+    if top < 0:
+        top = _study_hist(0, hist_ptr, bin_index, counts, reached, n_voxels, null)
+        lo, highest, first = 0, max(highest, top), 1
+    for a in range(first, reached.shape[0]):
         kmax = _study_hist(a, hist_ptr, bin_index, counts, reached, n_voxels, hist)
         new_lo, new_top = n_bins, 0
         for k in range(kmax + 1):
@@ -182,16 +232,15 @@ def _segment_fold(hist_ptr, bin_index, counts, reached, n_voxels, bins, inv_step
                 d = shifts[s]
                 _axpy(out[s0 + d : s1 + d], null[s0:s1], hk)
                 new_lo, new_top = min(new_lo, s0 + d), max(new_top, s1 - 1 + d)
+        highest = max(highest, new_top)
         null[lo : top + 1] = 0.0
         null, out = out, null
         while new_top > new_lo and null[new_top] == 0.0:
-            null[new_top] = 0.0
             new_top -= 1
         while new_lo < new_top and null[new_lo] == 0.0:
-            null[new_lo] = 0.0
             new_lo += 1
         lo, top = new_lo, new_top
-    return null
+    return null, out, hist, lo, top, highest
 
 
 def _nimare_fold(hist_ptr, bin_index, counts, reached, n_voxels, bins, inv_step):

@@ -11,22 +11,11 @@ import copy
 
 import numpy as np
 import pandas as pd
-import psutil
-from scipy import sparse
 
-from dmeta._ma_kernel import (
-    count_rows,
-    kernel_levels,
-    output,
-    row_spans,
-    summarize_rows,
-    summary_arrays,
-    write_rows,
-)
-from dmeta.compute import run_blocks
+from dmeta import ma_blocks
 from dmeta.errors import InputError
 from dmeta.kernels import KernelBank, fwhm_from_sample_size
-from dmeta.ma_summary import MASummary, value_tables
+from dmeta.ma_blocks import block_edges, build_ma, check_fits_here, summarize
 from dmeta.messages import examples, warn
 
 #: Result table listing the foci whose centre is not an in-mask voxel.
@@ -150,6 +139,7 @@ class ModeledActivation:
 
     Analyses none of whose kernels reaches an in-mask voxel contribute nothing to ALE and
     are left out with a warning naming them; fewer than two usable analyses is an error.
+    ``in_order`` is passed to :func:`build_ma`.
 
     Attributes
     ----------
@@ -159,13 +149,14 @@ class ModeledActivation:
         The foci whose centre is outside the mask (see :func:`outside_mask_foci`).
     """
 
-    def __init__(self, cset, space, kernel_fwhm=None, sample_size=None):
+    def __init__(self, cset, space, kernel_fwhm=None, sample_size=None, in_order=None):
         self.space = space
         self.foci = FociLayout(cset, space)
         fwhms = analysis_fwhms(cset, kernel_fwhm, sample_size)
         self.kernels = KernelBank(fwhms, space.zooms, fixed=kernel_fwhm is not None)
         self._summary, self._matrix = build_ma(self.foci, self.kernels, space,
-                                               dask_min=MA_DASK_MIN)
+                                               dask_min=ma_blocks.MA_DASK_MIN,
+                                               in_order=in_order)
         self._read_matrix = None
         self.outside_mask = outside_mask_foci(cset, self.foci, space)
         _warn_outside(self.outside_mask, cset)
@@ -205,7 +196,7 @@ class ModeledActivation:
         built (or read from its store) here on first use, if this machine has the memory.
         """
         if self._matrix is None:
-            _check_fits_here(self.foci, self.kernels, self.space)
+            check_fits_here(self.foci, self.kernels, self.space)
             if self._read_matrix is not None:
                 self._matrix = self._read_matrix()
             else:
@@ -216,7 +207,7 @@ class ModeledActivation:
     def summary(self):
         """The reductions of :attr:`matrix` an ALE fit reads, by the blocks it is built in."""
         if self._summary is None:
-            self._summary = summarize(self.matrix, _block_edges(self.foci, self.kernels,
+            self._summary = summarize(self.matrix, block_edges(self.foci, self.kernels,
                                                                 self.space))
         return self._summary
 
@@ -242,7 +233,7 @@ class ModeledActivation:
 
     def _block_parts(self):
         """The blocks' subsets, one at a time (a part's rows, once built, go with it)."""
-        edges = _block_edges(self.foci, self.kernels, self.space)
+        edges = block_edges(self.foci, self.kernels, self.space)
         for a0, a1 in zip(edges[:-1], edges[1:]):
             yield self.subset(np.arange(a0, a1))
 
@@ -274,135 +265,9 @@ class ModeledActivation:
         return new
 
 
-#: Most analyses per block of MA rows. An analysis shaped like the bundled ones has some
-#: 44,000 non-zeros (350 kB of rows), so a block of 250 holds under 100 MB in a worker and
-#: the tasks of a large set spread over many workers.
-MA_BLOCK = 250
-
-#: Most bytes of rows per block, estimated from focus counts and kernel sizes: analyses
-#: with many foci or wide kernels (or a finer mask) make smaller blocks, so that a worker's
-#: memory is bounded whatever the data.
-MA_BLOCK_BYTES = 256 * 2**20
-
-#: Above this many analyses the blocks of MA rows run as Dask tasks and only their
-#: summaries come back. The compiled kernel builds about 1,000 analyses a second on one
-#: core (benchmarks/bench_ma.py), while starting a local cluster and loading numba on each
-#: worker cost seconds; only sets of several thousand analyses gain from the workers, so
-#: smaller ones, the bundled examples among them, stay in process.
-MA_DASK_MIN = 4000
-
-#: Bytes per stored non-zero: a float32 value and an int32 column.
-NONZERO_BYTES = 8
-
-
-def build_ma(foci, kernels, space, block=None, dask_min=None):
-    """The :class:`MASummary` and CSR MA matrix of the analyses, built by blocks.
-
-    Blocks (of at most ``block`` analyses, default :data:`MA_BLOCK`, see
-    :func:`_block_edges`) run in process, or as Dask tasks when there are more than
-    ``dask_min`` analyses (never if None, the default); then each
-    task only reduces its maps, and the matrix returned is None. The blocks depend on the
-    data only and their sums are added in block order, so neither result depends on where
-    the blocks ran.
-    """
-    n = len(foci.ids)
-    lookup = np.full(int(np.prod(space.shape)), -1, dtype=np.int32)
-    lookup[space.flat_index] = np.arange(space.n_voxels, dtype=np.int32)
-    stack = kernels.stack().astype(np.float32)  # float32, as NiMARE keeps MA values
-    levels, values = kernel_levels(stack)
-    spans = row_spans(stack)
-    tables = (values, *value_tables(values))
-    n_bins = int(tables[2].max()) + 1
-    shape = np.array(space.shape, dtype=np.int64)
-    edges = _block_edges(foci, kernels, space, block)
-    ranges = list(zip(edges[:-1], edges[1:]))
-    blocks = {
-        b: (foci.ijk[foci.starts[a0]:foci.starts[a1]], foci.starts[a0:a1 + 1],
-            kernels.index[a0:a1].astype(np.int64), levels, spans, shape, lookup,
-            *tables)
-        for b, (a0, a1) in enumerate(ranges)
-    }
-    if dask_min is not None and n > dask_min:
-        parts = {}
-        run_blocks(block_summary,
-                   {b: (*args, space.n_voxels, n_bins) for b, args in blocks.items()},
-                   parts.__setitem__, shared=(levels, spans, lookup, *tables),
-                   desc="Modeled activation", unit="block")
-        return MASummary.combine([parts[b] for b in range(len(blocks))]), None
-    # Every block's counts first, so each block writes straight into its slice.
-    counts = np.zeros(n, dtype=np.int64)
-    for b, (a0, a1) in enumerate(ranges):
-        count_rows(blocks[b], counts[a0:a1])
-    indptr = np.concatenate([[0], np.cumsum(counts)])
-    indices, data = output(indptr[-1])
-    parts = []
-    for b, (a0, a1) in enumerate(ranges):
-        rows = slice(indptr[a0], indptr[a1])
-        arrays = summary_arrays(a1 - a0, space.n_voxels, n_bins)
-        write_rows(blocks[b], counts[a0:a1], indices[rows], data[rows], arrays)
-        parts.append(MASummary.of_kernel(arrays, counts[a0:a1], values))
-    matrix = sparse.csr_matrix((data, indices, indptr), shape=(n, space.n_voxels))
-    return MASummary.combine(parts), matrix
-
-
-def block_summary(*args):
-    """The :class:`MASummary` of one block: ``ma_pass``'s block arguments, then the number
-    of voxels and of histogram bins."""
-    *block, n_voxels, n_bins = args
-    starts, values = block[1], block[7]  # in ma_pass's order
-    arrays = summary_arrays(starts.shape[0] - 1, n_voxels, n_bins)
-    reached = summarize_rows(block, arrays)
-    return MASummary.of_kernel(arrays, reached, values)
-
-
-def summarize(matrix, edges):
-    """The :class:`MASummary` of a CSR matrix, reduced by the row blocks between ``edges``."""
-    parts = []
-    for a0, a1 in zip(edges[:-1], edges[1:]):
-        start, stop = matrix.indptr[a0], matrix.indptr[a1]
-        parts.append(MASummary.of_rows(matrix.indptr[a0:a1 + 1] - start,
-                                       matrix.indices[start:stop], matrix.data[start:stop],
-                                       matrix.shape[1]))
-    return MASummary.combine(parts)
-
-
-def _row_bytes(foci, kernels, space):
-    """Estimated bytes of each analysis's rows: its foci's kernel supports, capped by the mask."""
-    support = (kernels.stack() > 0).sum(axis=(1, 2, 3))[kernels.index]
-    return np.minimum(np.diff(foci.starts) * support, space.n_voxels) * NONZERO_BYTES
-
-
-def _block_edges(foci, kernels, space, most=None, budget=None):
-    """Block boundaries: runs of at most ``most`` analyses and ``budget`` estimated bytes
-    (default :data:`MA_BLOCK` and :data:`MA_BLOCK_BYTES`)."""
-    most = MA_BLOCK if most is None else most
-    budget = MA_BLOCK_BYTES if budget is None else budget
-    edges, size, rows = [0], 0, 0
-    for a, nbytes in enumerate(_row_bytes(foci, kernels, space)):
-        if rows and (rows == most or size + nbytes > budget):
-            edges.append(a)
-            size, rows = 0, 0
-        size, rows = size + nbytes, rows + 1
-    if rows or len(edges) == 1:
-        edges.append(len(foci.ids))
-    return edges
-
-
 def _rows(ma):
     return ma.matrix
 
 
 def _dense_log_complement(rows):
     return np.log1p(-rows.toarray())
-
-
-def _check_fits_here(foci, kernels, space):
-    need = int(_row_bytes(foci, kernels, space).sum())
-    available = psutil.virtual_memory().available
-    if need > 0.8 * available:
-        raise InputError(
-            f"the MA matrix of {len(foci.ids)} analyses needs about {need / 2**30:.1f} GiB in "
-            f"this process and {available / 2**30:.1f} GiB is free; this step (a diagnostic "
-            "that reads every analysis's MA map) needs a machine with more memory, or "
-            "fewer analyses"
-        )

@@ -10,6 +10,7 @@ import pytest
 from scipy import sparse
 
 from dmeta.approximate_null import (
+    NullFold,
     _dest,
     approximate_null,
     hist_to_p,
@@ -117,3 +118,20 @@ def test_edge_cases():
     assert null_of(sparse.csr_matrix((0, N_VOXELS)), bins) is None
     with pytest.raises(InputError, match="^method must be one of 'segments', 'nimare', got 'fft'"):
         null_of(empty, bins, method="fft")
+
+
+def test_fold_in_steps_equals_the_fold():
+    """NullFold: blocks folded as they come, on the grid to ALE = 1, cut to the set's bins,
+    bit for bit the fold on the set's own grid; analyses reaching no voxel are skipped."""
+    matrix = sparse.vstack([ma_matrix(50, seed=6), sparse.csr_matrix((1, N_VOXELS)),
+                            ma_matrix(20, seed=7)]).tocsr()
+    histograms = MAHistograms.of_matrix(matrix)
+    bins = histogram_bins(matrix.max(axis=1).toarray().ravel())
+    fold = NullFold(N_VOXELS)
+    for a0, a1 in [(0, 17), (17, 51), (51, 71)]:
+        fold.add(histograms.subset(np.arange(a0, a1)))
+    reaching = np.flatnonzero(histograms.reached)
+    expected = approximate_null(histograms.subset(reaching), N_VOXELS, bins)
+    np.testing.assert_array_equal(fold.weights(bins), expected)
+    assert fold.weights(bins[:40]) is None  # reached past those bins: not NiMARE's
+    assert NullFold(N_VOXELS).weights(bins) is None  # nothing folded

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dmeta
-from dmeta import modeled_activation
+from dmeta import ma_blocks
 from dmeta.errors import InputError
 
 
@@ -46,7 +46,7 @@ def test_rows_written_block_by_block_without_a_matrix(space, tmp_path, monkeypat
     time as they are written, and read back equal to the matrix built in process."""
     cset = dmeta.datasets.load_example("pain")
     result = dmeta.ALE().fit(cset)
-    monkeypatch.setattr(modeled_activation, "MA_BLOCK", 4)
+    monkeypatch.setattr(ma_blocks, "MA_BLOCK", 4)
     built = result.estimator.ma_.matrix
     result.estimator.ma_._matrix = None
     result.to_zarr(tmp_path / "blocks.zarr", modeled_activation=True)

@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dmeta import modeled_activation
+from dmeta import ALE, ma_blocks
 from dmeta._ma_kernel import row_spans
 from dmeta.datasets import load_example
 from dmeta.kernels import KernelBank
-from dmeta.modeled_activation import FociLayout, ModeledActivation, analysis_fwhms, build_ma
+from dmeta.ma_blocks import build_ma
+from dmeta.modeled_activation import FociLayout, ModeledActivation, analysis_fwhms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_ma import old_ma_matrix, same_matrix  # noqa: E402
@@ -79,7 +80,7 @@ def test_small_inputs_stay_in_process(space, monkeypatch):
     def no_cluster(*args, **kwargs):
         raise AssertionError("run_blocks called")
 
-    monkeypatch.setattr(modeled_activation, "run_blocks", no_cluster)
+    monkeypatch.setattr(ma_blocks, "run_blocks", no_cluster)
     cset = load_example("pain")
     assert ModeledActivation(cset, space).matrix.shape[0] == len(cset.ids)
 
@@ -89,8 +90,8 @@ def test_large_sets_keep_no_matrix_in_the_client(client, space, monkeypatch):
     same blocks, bit for bit) when a diagnostic asks for it."""
     cset = to_coordinate_set(synthetic_foci(60, seed=5))
     in_process = ModeledActivation(cset, space)
-    monkeypatch.setattr(modeled_activation, "MA_DASK_MIN", 10)
-    monkeypatch.setattr(modeled_activation, "MA_BLOCK", 16)
+    monkeypatch.setattr(ma_blocks, "MA_DASK_MIN", 10)
+    monkeypatch.setattr(ma_blocks, "MA_BLOCK", 16)
     on_workers = ModeledActivation(cset, space)
     assert on_workers._matrix is None
     np.testing.assert_array_equal(on_workers.summary.statistic(),
@@ -112,9 +113,9 @@ def test_kernel_reductions_equal_numpy_on_the_rows(synthetic_inputs, space):
     value: the same summary as reducing the finished rows (numpy's log1p per non-zero)."""
     foci, kernels = synthetic_inputs
     summary, matrix = build_ma(foci, kernels, space, block=40, dask_min=None)
-    edges = modeled_activation._block_edges(foci, kernels, space, 40)
+    edges = ma_blocks.block_edges(foci, kernels, space, 40)
     assert len(edges) == 5
-    assert_same_summary(summary, modeled_activation.summarize(matrix, edges))
+    assert_same_summary(summary, ma_blocks.summarize(matrix, edges))
 
 
 def test_block_size_changes_no_map(synthetic_inputs, space):
@@ -130,14 +131,14 @@ def test_block_size_changes_no_map(synthetic_inputs, space):
 def test_blocks_are_bounded_in_bytes(synthetic_inputs, space):
     """A block holds at most MA_BLOCK_BYTES of estimated rows: wide data makes more blocks."""
     foci, kernels = synthetic_inputs
-    per_analysis = modeled_activation._row_bytes(foci, kernels, space)
+    per_analysis = ma_blocks._row_bytes(foci, kernels, space)
     budget = int(per_analysis.max() * 3)
-    edges = modeled_activation._block_edges(foci, kernels, space, budget=budget)
+    edges = ma_blocks.block_edges(foci, kernels, space, budget=budget)
     sizes = [per_analysis[a0:a1].sum() for a0, a1 in zip(edges[:-1], edges[1:])]
     assert edges[0] == 0 and edges[-1] == len(foci.ids) and max(sizes) <= budget
     assert len(sizes) >= per_analysis.sum() / budget > 1
     summary, matrix = build_ma(foci, kernels, space, dask_min=None)
-    assert_same_summary(modeled_activation.summarize(matrix, edges), summary, sums_exact=False)
+    assert_same_summary(ma_blocks.summarize(matrix, edges), summary, sums_exact=False)
 
 
 def test_row_spans_are_the_positive_runs():
@@ -155,7 +156,7 @@ def test_row_spans_are_the_positive_runs():
 @pytest.mark.parametrize("kept_here", [True, False])
 def test_chunked_log_complement(kept_here, space, monkeypatch):
     """to_xarray: one Dask chunk per block, numpy's log1p of the rows, lazily."""
-    monkeypatch.setattr(modeled_activation, "MA_BLOCK", 6)
+    monkeypatch.setattr(ma_blocks, "MA_BLOCK", 6)
     ma = ModeledActivation(load_example("pain"), space)
     dense = np.log1p(-ma.matrix.toarray())
     if not kept_here:
@@ -166,3 +167,17 @@ def test_chunked_log_complement(kept_here, space, monkeypatch):
     np.testing.assert_array_equal(array.values, dense)
     np.testing.assert_allclose(array.sum("analysis").values, ma.summary.log_complement,
                                rtol=1e-6, atol=1e-9)
+
+
+def test_ale_on_the_workers_equals_in_process(client, monkeypatch):
+    """A set above MA_DASK_MIN: blocks reduced on the workers, the null folded as they
+    arrive; the same maps and null as in process, bit for bit."""
+    cset = to_coordinate_set(synthetic_foci(60, seed=5))
+    expected = ALE().fit(cset)
+    monkeypatch.setattr(ma_blocks, "MA_DASK_MIN", 10)
+    monkeypatch.setattr(ma_blocks, "MA_BLOCK", 16)
+    got = ALE().fit(cset)
+    assert got.estimator.ma_._matrix is None
+    np.testing.assert_array_equal(got.estimator.null_weights_, expected.estimator.null_weights_)
+    for name in ("stat", "p", "z", "logp"):
+        np.testing.assert_array_equal(got.get_map(name, "array"), expected.get_map(name, "array"))

@@ -12,7 +12,7 @@ from dmeta.approximate_null import hist_to_threshold
 from dmeta.clusters import supra_threshold_clusters
 from dmeta.correct import FWECorrector
 from dmeta.errors import InputError
-from dmeta.modeled_activation import build_ma
+from dmeta.ma_blocks import build_ma
 from dmeta.montecarlo import NullPlan, run_null
 from dmeta.montecarlo.store import NullStore
 
