@@ -49,11 +49,11 @@ def build_ma(foci, kernels, space, block=None, dask_min=None, in_order=None):
     """The :class:`MASummary` and CSR MA matrix of the analyses, built by blocks.
 
     Blocks (of at most ``block`` analyses, default :data:`MA_BLOCK`, see
-    :func:`_block_edges`) run in process, or as Dask tasks when there are more than
-    ``dask_min`` analyses (never if None, the default); then each
-    task only reduces its maps, and the matrix returned is None. The blocks depend on the
-    data only and their sums are added in block order, so neither result depends on where
-    the blocks ran. On the workers, ``in_order(histograms)`` (if given) is called in this
+    :func:`block_edges`) run in process, or as Dask tasks when there are more than
+    ``dask_min`` analyses (never if None, the default); then each task only reduces its
+    maps, and the matrix returned is None. The blocks depend on the data only and their
+    sums are added in block order, so neither result depends on where the blocks ran.
+    On the workers, ``in_order(histograms)`` (if given) is called in this
     process with each block's :class:`~dmeta.ma_summary.MAHistograms`, in block order, as
     soon as that block and those before it are done, so that work on them overlaps the
     blocks still running.
@@ -156,6 +156,7 @@ def block_edges(foci, kernels, space, most=None, budget=None):
 
 
 def check_fits_here(foci, kernels, space):
+    """Refuse, naming the memory needed, to build an MA matrix this machine cannot hold."""
     need = int(_row_bytes(foci, kernels, space).sum())
     available = psutil.virtual_memory().available
     if need > 0.8 * available:
