@@ -3,6 +3,7 @@ benchmarks/bench_ma.py), whatever the block size, in process or as Dask tasks.""
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from dmeta import ALE, ma_blocks
 from dmeta._ma_kernel import row_spans
 from dmeta.datasets import load_example
+from dmeta.errors import InputError
 from dmeta.kernels import KernelBank
 from dmeta.ma_blocks import build_ma
 from dmeta.modeled_activation import FociLayout, ModeledActivation, analysis_fwhms
@@ -181,3 +183,15 @@ def test_ale_on_the_workers_equals_in_process(client, monkeypatch):
     np.testing.assert_array_equal(got.estimator.null_weights_, expected.estimator.null_weights_)
     for name in ("stat", "p", "z", "logp"):
         np.testing.assert_array_equal(got.get_map(name, "array"), expected.get_map(name, "array"))
+
+
+def test_a_matrix_this_machine_cannot_hold_is_refused(space, monkeypatch):
+    """A set built on the workers has no matrix here; building it for a diagnostic on a
+    machine without the memory is a clear error naming the size, not a crash."""
+    ma = ModeledActivation(load_example("pain"), space)
+    ma._matrix = None
+    monkeypatch.setattr(ma_blocks.psutil, "virtual_memory",
+                        lambda: SimpleNamespace(available=2**20))
+    with pytest.raises(InputError, match=r"the MA matrix of 21 analyses needs about 0\.\d GiB "
+                                         r"in this process and 0\.0 GiB is free"):
+        ma.matrix  # noqa: B018
