@@ -1,5 +1,7 @@
 """The MA matrix builder: bit for bit the matrix of dmeta's previous kernel (kept in
-benchmarks/bench_ma.py), whatever the block size, in process or as Dask tasks."""
+benchmarks/bench_ma.py) whatever the block size; the same summary, maps and null in process
+or as Dask tasks; and a large set's paths (no matrix in the client, the chunked
+log(1 - MA), a matrix too large for this machine)."""
 
 import sys
 from pathlib import Path
