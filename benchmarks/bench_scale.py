@@ -210,14 +210,15 @@ def print_rows(rows, workers):
         else:
             line += f"{'(not run)':>12}"
         print(line)
+    slopes = ("FWE slopes: dmeta between "
+              + ", ".join(f"{r['n']}: {r['dmeta']['fwe']['counts']}" for r in rows)
+              + " iterations")
+    if any("nimare" in r for r in rows):
+        slopes += f"; NiMARE between {list(NIMARE_FWE_COUNTS)}"
     print(f"dmeta on {workers} workers; NiMARE on one core. fit x/core = NiMARE's fit time "
           f"over dmeta's times the cores it used (one up to {MA_DASK_MIN} analyses, which "
           f"are fitted in process, else the {workers} workers; the cluster was already up). "
-          "FWE slopes: dmeta between "
-          + ", ".join(f"{r['n']}: {r['dmeta']['fwe']['counts']}" for r in rows)
-          + " iterations; NiMARE between "
-          + ", ".join(f"{r['n']}: {r['nimare']['fwe']['counts']}" for r in rows
-                      if "nimare" in r) + ".")
+          f"{slopes}.")
 
 
 def main(argv=None):
