@@ -204,6 +204,11 @@ class ModeledActivation:
         return self._matrix
 
     @property
+    def matrix_here(self):
+        """Whether :attr:`matrix` is in this process or in a store, not to be rebuilt."""
+        return self._matrix is not None or self._read_matrix is not None
+
+    @property
     def summary(self):
         """The reductions of :attr:`matrix` an ALE fit reads, by the blocks it is built in."""
         if self._summary is None:
@@ -223,7 +228,7 @@ class ModeledActivation:
         import xarray as xr
 
         chunks = []
-        for part in self._block_parts():
+        for part in self.block_parts():
             rows = part._matrix if part._matrix is not None else dask.delayed(_rows)(part)
             chunks.append(da.from_delayed(dask.delayed(_dense_log_complement)(rows),
                                           shape=(len(part.ids), self.space.n_voxels),
@@ -231,15 +236,15 @@ class ModeledActivation:
         return xr.DataArray(da.concatenate(chunks), dims=("analysis", "voxel"),
                             coords={"analysis": list(self.ids)}, name="log_complement")
 
-    def _block_parts(self):
-        """The blocks' subsets, one at a time (a part's rows, once built, go with it)."""
+    def block_parts(self):
+        """The subsets of its blocks, one at a time (a part's rows, once built, go with it)."""
         edges = block_edges(self.foci, self.kernels, self.space)
         for a0, a1 in zip(edges[:-1], edges[1:]):
             yield self.subset(np.arange(a0, a1))
 
     def row_blocks(self):
         """The matrix's rows, block by block (CSR), built one block at a time if need be."""
-        for part in self._block_parts():
+        for part in self.block_parts():
             yield part.matrix
 
     def subset(self, indices):

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import dmeta
+from dmeta import ma_blocks
 from dmeta.diagnostics.tables import peak_map_name
 
 nimare = pytest.importorskip("nimare")
@@ -67,6 +68,19 @@ def test_jackknife_does_not_depend_on_voxel_blocks(client, pain_ale):
     key = "z_diag-Jackknife_tab-counts_tail-positive"
     pd.testing.assert_frame_equal(blocked.transform(pain_ale).tables[key], whole.tables[key],
                                   check_exact=False, rtol=0, atol=1e-12)
+
+
+def test_jackknife_of_a_set_built_on_the_workers(client, pain_ale, monkeypatch):
+    """No MA matrix in this process (a set above MA_DASK_MIN): blocks of analyses rebuild
+    their rows on the workers; the table is the one from the matrix."""
+    whole = dmeta.Jackknife(target_image="z", voxel_thresh=THRESH).transform(pain_ale)
+    monkeypatch.setattr(pain_ale.estimator.ma_, "_matrix", None)
+    monkeypatch.setattr(ma_blocks, "MA_BLOCK", 6)
+    blocks = dmeta.Jackknife(target_image="z", voxel_thresh=THRESH).transform(pain_ale)
+    assert pain_ale.estimator.ma_._matrix is None  # nothing was brought here
+    key = "z_diag-Jackknife_tab-counts_tail-positive"
+    pd.testing.assert_frame_equal(blocks.tables[key], whole.tables[key],
+                                  check_exact=False, rtol=1e-6, atol=1e-12)
 
 
 def test_no_clusters_gives_an_empty_table_and_a_warning(pain_ale):

@@ -8,7 +8,10 @@ L over a group's analyses, leaving analysis i out gives log(1 - ALE) = T - L_i, 
                         = (1 - ALE) * MA_i / (1 - MA_i),
 
 non-zero only where MA_i is: every leave-one-out refit at once is one sparse product over
-the cluster voxels, blocked over voxels (as Dask tasks) when the problem is large.
+the cluster voxels, blocked over voxels (as Dask tasks) when the problem is large. A set
+whose MA matrix was never brought to this process (one built on the workers) is done by
+blocks of analyses instead: each task rebuilds its block's rows where it runs, and the
+fit's own sum of log(1 - MA) gives 1 - ALE.
 """
 
 import numpy as np
@@ -43,12 +46,12 @@ def contribution_sums(ma_block, weights, cluster_index, n_clusters):
     return np.asarray((ma @ onehot).todense())
 
 
-def jackknife_contributions(matrix, stat, labels, cluster_ids, sign=1, chunk_voxels=None):
+def jackknife_contributions(ma, stat, labels, cluster_ids, sign=1, chunk_voxels=None):
     """(analysis x cluster) mean proportional contribution, NiMARE's Jackknife table.
 
     Parameters
     ----------
-    matrix : scipy.sparse.csr_matrix, (n_analyses, n_voxels)
+    ma : dmeta.modeled_activation.ModeledActivation
         MA of the group whose analyses are left out.
     stat : (n_voxels,) float
         The result's statistic (ALE, or group 1 minus group 2 ALE).
@@ -62,15 +65,18 @@ def jackknife_contributions(matrix, stat, labels, cluster_ids, sign=1, chunk_vox
         Cluster voxels per block; blocks beyond one run as Dask tasks.
     """
     columns = np.flatnonzero(np.isin(labels, cluster_ids))
-    block = matrix[:, columns]
+    cluster_index = np.searchsorted(cluster_ids, labels[columns])
+    sizes = np.bincount(cluster_index, minlength=cluster_ids.size)
+    if not ma.matrix_here:
+        return _by_analysis_blocks(ma, stat, columns, cluster_index, cluster_ids.size,
+                                   sign) / sizes
+    block = ma.matrix[:, columns]
     log_complement = np.asarray(
         sparse.csr_matrix((np.log1p(-block.data.astype(np.float64)), block.indices, block.indptr),
                           shape=block.shape).sum(axis=0)
     ).ravel()
     with np.errstate(divide="ignore", invalid="ignore"):
         weights = np.nan_to_num(sign * np.exp(log_complement) / stat[columns].astype(np.float64))
-    cluster_index = np.searchsorted(cluster_ids, labels[columns])
-    sizes = np.bincount(cluster_index, minlength=cluster_ids.size)
     if chunk_voxels is None:
         chunk_voxels = columns.size if block.nnz <= DASK_NNZ else max(
             1, int(columns.size * DASK_NNZ / block.nnz))
@@ -85,6 +91,23 @@ def jackknife_contributions(matrix, stat, labels, cluster_ids, sign=1, chunk_vox
                    desc="Jackknife voxel blocks")
         sums = sum(parts[n] for n in range(len(args)))  # in block order: the same floats
     return sums / sizes
+
+
+def _by_analysis_blocks(ma, stat, columns, cluster_index, n_clusters, sign):
+    """Per (analysis, cluster) sums for a set whose MA rows are built on the workers."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weights = np.nan_to_num(sign * np.exp(ma.summary.log_complement[columns])
+                                / stat[columns].astype(np.float64))
+    blocks = {b: (part, columns, weights, cluster_index, n_clusters)
+              for b, part in enumerate(ma.block_parts())}
+    parts = {}
+    run_blocks(_analysis_block_sums, blocks, parts.__setitem__,
+               shared=(columns, weights, cluster_index), desc="Jackknife analysis blocks")
+    return np.concatenate([parts[b] for b in range(len(blocks))])
+
+
+def _analysis_block_sums(part, columns, weights, cluster_index, n_clusters):
+    return contribution_sums(part.matrix[:, columns], weights, cluster_index, n_clusters)
 
 
 @fill_doc
@@ -109,5 +132,5 @@ class Jackknife(Diagnostics):
         self.chunk_voxels = chunk_voxels
 
     def contributions(self, result, group, labels, cluster_ids):
-        return jackknife_contributions(group.ma.matrix, statistic_map(result), labels,
-                                       cluster_ids, group.sign, self.chunk_voxels)
+        return jackknife_contributions(group.ma, statistic_map(result), labels, cluster_ids,
+                                       group.sign, self.chunk_voxels)
