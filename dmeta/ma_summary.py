@@ -4,7 +4,7 @@ A fit reads the (analysis x in-mask voxel) MA matrix three ways: summed over ana
 log space (the statistic), each analysis's maximum (the null's bins) and each analysis's
 histogram of values (the approximate null). Each reduces a block of analyses' rows to
 something small, so the blocks of a large set are reduced where they are built and only
-the reductions travel: one voxel vector per block and some hundreds of histogram bins per
+the reductions travel: one voxel vector per block and a few tens of histogram bins per
 analysis, instead of ~350 kB of rows per analysis.
 """
 
