@@ -23,6 +23,8 @@ and its histogram of values.
 import numba
 import numpy as np
 
+from dmeta.ma_summary import flush_histogram
+
 
 def row_spans(kernels):
     """Per kernel and row ``(di, dj)``, the span ``[lo, hi)`` of ``dk`` with positive values.
@@ -203,13 +205,8 @@ def ma_pass(ijk, starts, kernel_index, levels, spans, shape, lookup, values, log
             counts[a] = nnz - begin
         if summarize:
             top[a] = highest
-            used = hist_ptr[a]
-            for b in range(bins[highest] + 1):
-                if scratch[b]:
-                    hist_bins[used], hist_counts[used] = b, scratch[b]
-                    scratch[b] = 0
-                    used += 1
-            hist_ptr[a + 1] = used
+            hist_ptr[a + 1] = flush_histogram(scratch, bins[highest], hist_bins, hist_counts,
+                                              hist_ptr[a])
     return nnz
 
 

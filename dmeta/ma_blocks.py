@@ -135,7 +135,7 @@ def summarize(matrix, edges):
 
 def _row_bytes(foci, kernels, space):
     """Estimated bytes of each analysis's rows: its foci's kernel supports, capped by the mask."""
-    support = (kernels.stack() > 0).sum(axis=(1, 2, 3))[kernels.index]
+    support = np.array([(kernel > 0).sum() for kernel in kernels.kernels])[kernels.index]
     return np.minimum(np.diff(foci.starts) * support, space.n_voxels) * NONZERO_BYTES
 
 

@@ -17,6 +17,10 @@ import numpy as np
 
 from dmeta.approximate_null import STEP, nearest
 
+#: Inverse width of the histogram bins, and bins enough for any MA value (at most 1).
+INV_STEP = 1.0 / STEP
+GRID_BINS = int(INV_STEP) + 2
+
 #: Values per chunk when summing log(1 - MA): numpy takes the logarithm (so the values are
 #: numpy's, bit for bit) a cache-sized chunk at a time, and a compiled loop adds them in.
 LOG_CHUNK = 1 << 20
@@ -146,9 +150,27 @@ class MASummary:
 def value_tables(values):
     """log(1 - value) (numpy's float32 ``log1p``) and histogram bin of each MA value."""
     values = np.asarray(values, dtype=np.float32)
-    scaled = values.astype(np.float64) * (1.0 / STEP)
-    low = np.floor(scaled)
-    return np.log1p(-values), (low + (scaled - low >= 0.5)).astype(np.int64)
+    return np.log1p(-values), _nearest_bins(values)
+
+
+@numba.njit(cache=True)
+def _nearest_bins(values):
+    out = np.empty(values.shape[0], np.int64)
+    for i in range(values.shape[0]):
+        out[i] = nearest(values[i], INV_STEP, GRID_BINS)
+    return out
+
+
+@numba.njit(cache=True)
+def flush_histogram(scratch, top, bins, counts, used):
+    """Move the non-zero counts of ``scratch[:top + 1]`` (zeroing them) to ``bins`` and
+    ``counts`` from position ``used`` on, in ascending bin order; return the new ``used``."""
+    for k in range(top + 1):
+        if scratch[k]:
+            bins[used], counts[used] = k, scratch[k]
+            scratch[k] = 0
+            used += 1
+    return used
 
 
 def log_complement_sum(indices, data, n_voxels):
@@ -168,19 +190,17 @@ def _add_at(out, indices, values):
 
 def block_reductions(data, indptr):
     """Per-analysis maxima and :class:`MAHistograms` of CSR rows."""
-    maxima, ptr, bins, counts = _reduce_rows(data, np.asarray(indptr, dtype=np.int64),
-                                             1.0 / STEP)
+    maxima, ptr, bins, counts = _reduce_rows(data, np.asarray(indptr, dtype=np.int64))
     return maxima, MAHistograms(ptr, bins, counts, np.diff(indptr).astype(np.int64))
 
 
 @numba.njit(cache=True)
-def _reduce_rows(data, indptr, inv_step):
+def _reduce_rows(data, indptr):
     """Each row's maximum and its values' counts per nearest grid bin (occupied bins only)."""
     n = indptr.shape[0] - 1
-    grid = int(inv_step) + 2  # every MA value is at most 1: no bin beyond the grid's end
     top = 0
     for i in range(data.shape[0]):
-        top = max(top, nearest(data[i], inv_step, grid))
+        top = max(top, nearest(data[i], INV_STEP, GRID_BINS))
     scratch = np.zeros(top + 1, np.int64)
     maxima = np.zeros(n, np.float32)
     ptr = np.zeros(n + 1, np.int64)
@@ -190,14 +210,10 @@ def _reduce_rows(data, indptr, inv_step):
     for a in range(n):
         row_top = 0
         for i in range(indptr[a], indptr[a + 1]):
-            idx = nearest(data[i], inv_step, grid)
+            idx = nearest(data[i], INV_STEP, GRID_BINS)
             scratch[idx] += 1
             row_top = max(row_top, idx)
             maxima[a] = max(maxima[a], data[i])
-        for k in range(row_top + 1):
-            if scratch[k]:
-                bins[used], counts[used] = k, scratch[k]
-                scratch[k] = 0
-                used += 1
+        used = flush_histogram(scratch, row_top, bins, counts, used)
         ptr[a + 1] = used
     return maxima, ptr, bins[:used].copy(), counts[:used].copy()

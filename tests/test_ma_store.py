@@ -1,6 +1,9 @@
 """A fit's modeled activation in its result store: a lossless round trip, and a result
 opened from the store that correction and diagnostics run on as on the fit's own."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -8,10 +11,8 @@ import dmeta
 from dmeta import ma_blocks
 from dmeta.errors import InputError
 
-
-def same_rows(a, b):
-    return all(np.array_equal(getattr(a, name), getattr(b, name))
-               for name in ("indptr", "indices", "data")) and a.data.dtype == b.data.dtype
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from bench_ma import same_matrix  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def stored(knowledge_ale, tmp_path_factory):
 def test_round_trip_is_lossless(knowledge_ale, stored):
     ours, back = knowledge_ale.estimator, stored.estimator
     assert isinstance(back, dmeta.ALE)
-    assert same_rows(back.ma_.matrix, ours.ma_.matrix)
+    assert same_matrix(back.ma_.matrix, ours.ma_.matrix)
     assert back.ma_.ids == ours.ma_.ids
     np.testing.assert_array_equal(back.ma_.foci.ijk, ours.ma_.foci.ijk)
     np.testing.assert_array_equal(back.ma_.kernels.fwhms, ours.ma_.kernels.fwhms)
@@ -50,7 +51,7 @@ def test_rows_written_block_by_block_without_a_matrix(space, tmp_path, monkeypat
     built = result.estimator.ma_.matrix
     result.estimator.ma_._matrix = None
     result.to_zarr(tmp_path / "blocks.zarr", modeled_activation=True)
-    assert same_rows(dmeta.open_result(tmp_path / "blocks.zarr").estimator.ma_.matrix, built)
+    assert same_matrix(dmeta.open_result(tmp_path / "blocks.zarr").estimator.ma_.matrix, built)
 
 
 def test_without_modeled_activation_no_estimator(knowledge_ale, tmp_path):

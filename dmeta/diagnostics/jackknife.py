@@ -75,8 +75,7 @@ def jackknife_contributions(ma, stat, labels, cluster_ids, sign=1, chunk_voxels=
         sparse.csr_matrix((np.log1p(-block.data.astype(np.float64)), block.indices, block.indptr),
                           shape=block.shape).sum(axis=0)
     ).ravel()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        weights = np.nan_to_num(sign * np.exp(log_complement) / stat[columns].astype(np.float64))
+    weights = _weights(log_complement, stat[columns], sign)
     if chunk_voxels is None:
         chunk_voxels = columns.size if block.nnz <= DASK_NNZ else max(
             1, int(columns.size * DASK_NNZ / block.nnz))
@@ -93,11 +92,15 @@ def jackknife_contributions(ma, stat, labels, cluster_ids, sign=1, chunk_voxels=
     return sums / sizes
 
 
+def _weights(log_complement, stat, sign):
+    """``sign * (1 - ALE_group) / stat`` per voxel, 0 where ``stat`` is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.nan_to_num(sign * np.exp(log_complement) / stat.astype(np.float64))
+
+
 def _by_analysis_blocks(ma, stat, columns, cluster_index, n_clusters, sign):
     """Per (analysis, cluster) sums for a set whose MA rows are built on the workers."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        weights = np.nan_to_num(sign * np.exp(ma.summary.log_complement[columns])
-                                / stat[columns].astype(np.float64))
+    weights = _weights(ma.summary.log_complement[columns], stat[columns], sign)
     blocks = {b: (part, columns, weights, cluster_index, n_clusters)
               for b, part in enumerate(ma.block_parts())}
     parts = {}
