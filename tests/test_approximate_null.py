@@ -19,7 +19,7 @@ from dmeta.approximate_null import (
 )
 from dmeta.errors import InputError
 from dmeta.ma_summary import MAHistograms
-from dmeta.stats import p_to_z
+from dmeta.stats import p_to_logp, p_to_z
 
 N_VOXELS = 20_000
 
@@ -135,3 +135,13 @@ def test_fold_in_steps_equals_the_fold():
     np.testing.assert_array_equal(fold.weights(bins), expected)
     assert fold.weights(bins[:40]) is None  # reached past those bins: not NiMARE's
     assert NullFold(N_VOXELS).weights(bins) is None  # nothing folded
+
+
+def test_subnormal_p_converts_as_nimare():
+    """A null on thousands of analyses ends in subnormal weights, so p of ALE values beyond
+    its support is subnormal: z and -log10 p convert it as NiMARE does, not clipped at the
+    smallest normal double (which would give z 37.5 instead of 38.45)."""
+    transforms = pytest.importorskip("nimare.transforms")
+    p = np.array([1e-323, 5e-310, 2.3e-308, 1e-100])
+    np.testing.assert_allclose(p_to_z(p), transforms.p_to_z(p, tail="one"), rtol=1e-12)
+    np.testing.assert_allclose(p_to_logp(p), -np.log10(p), rtol=1e-12)

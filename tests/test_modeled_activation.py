@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from dmeta import ALE, ma_blocks
+from dmeta import ale as ale_module
 from dmeta._ma_kernel import row_spans
 from dmeta.datasets import load_example
 from dmeta.errors import InputError
@@ -180,6 +181,11 @@ def test_ale_on_the_workers_equals_in_process(client, monkeypatch):
     expected = ALE().fit(cset)
     monkeypatch.setattr(ma_blocks, "MA_DASK_MIN", 10)
     monkeypatch.setattr(ma_blocks, "MA_BLOCK", 16)
+
+    def no_second_fold(*args, **kwargs):
+        raise AssertionError("the null was folded again after the blocks arrived")
+
+    monkeypatch.setattr(ale_module, "approximate_null", no_second_fold)
     got = ALE().fit(cset)
     assert got.estimator.ma_._matrix is None
     np.testing.assert_array_equal(got.estimator.null_weights_, expected.estimator.null_weights_)
