@@ -18,6 +18,7 @@ _EXPORTS = {
     "ALE": "dmeta.ale",
     "ALESubtraction": "dmeta.subtraction",
     "CBMAWorkflow": "dmeta.workflows",
+    "ContrastWorkflow": "dmeta.workflows",
     "CoordinateSet": "dmeta.coordinates",
     "FDRCorrector": "dmeta.correct",
     "FWECorrector": "dmeta.correct",
@@ -28,8 +29,10 @@ _EXPORTS = {
     "MetaResult": "dmeta.results",
     "PairwiseCBMAWorkflow": "dmeta.workflows",
     "ResampledStability": "dmeta.diagnostics",
+    "SCALE": "dmeta.scale",
     "open_result": "dmeta.results",
     "report": "dmeta.reporting",
+    "scale_base_rate": "dmeta.scale",
     "stability_sweep": "dmeta.diagnostics",
 }
 _SUBMODULES = ("datasets", "io")

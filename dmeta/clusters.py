@@ -24,3 +24,17 @@ def supra_threshold_clusters(volume, thresh):
     )
     sizes[0] = masses[0] = 0.0
     return labels, sizes, masses
+
+
+def signed_clusters(volume, thresh):
+    """Clusters of ``volume > thresh`` and of ``volume < -thresh``, labelled apart.
+
+    Positive clusters come first; masses sum ``|volume| - thresh``. Returns ``labels``,
+    ``sizes`` and ``masses`` as :func:`supra_threshold_clusters` does.
+    """
+    pos, pos_sizes, pos_masses = supra_threshold_clusters(volume, thresh)
+    neg, neg_sizes, neg_masses = supra_threshold_clusters(-volume, thresh)
+    offset = pos_sizes.size - 1
+    labels = np.where(neg > 0, neg + offset, pos)
+    return (labels, np.concatenate([pos_sizes, neg_sizes[1:]]),
+            np.concatenate([pos_masses, neg_masses[1:]]))

@@ -17,91 +17,184 @@ from dmeta.errors import InputError
 from dmeta.montecarlo import NullPlan, run_null
 from dmeta.results import MetaResult
 from dmeta.stats import null_to_p, p_to_logp, p_to_z
-from dmeta.validation import check_choice, check_run_params
+from dmeta.subtraction import ALESubtraction
+from dmeta.subtraction.fwe import difference_nulls, subtraction_fwe_maps
+from dmeta.validation import check_choice, check_p, check_run_params
 from dmeta.versions import versions
 
 _SUFFIX = "corr-FWE_method-montecarlo"
+_TARGETS = ("pairwise", "main-effects", "all")
 
 
 @fill_doc
 class FWECorrector(DmetaBase):
-    """Family-wise error correction by Monte Carlo simulation of random-foci datasets.
+    """Family-wise error correction: Monte Carlo nulls, or cutoffs predicted by NiMARE's models.
 
-    Each iteration scatters every analysis's foci at random in-mask voxels, rebuilds ALE and
-    keeps its maximum, its largest cluster and its heaviest cluster above the cluster-forming
-    threshold (the ALE value with uncorrected p = ``voxel_thresh`` under the approximate null).
+    ``method="montecarlo"`` on an ALE result: each iteration scatters every analysis's foci
+    at random in-mask voxels, rebuilds ALE and keeps its maximum, its largest cluster and its
+    heaviest cluster above the cluster-forming threshold (the ALE value with uncorrected
+    p = ``voxel_thresh`` under the approximate null). On an :class:`~dmeta.ALESubtraction`
+    result: relabellings of the pooled analyses, keeping each one's maximum |difference| and
+    largest clusters above the quantile 1 - ``voxel_thresh`` of |difference| (``target``
+    chooses the contrast, the two main effects, or all).
+
+    ``method="predictive"``: voxel- and cluster-level cutoffs predicted from the numbers of
+    analyses, subjects and foci by the XGBoost models NiMARE ships (extra
+    ``dmeta[predictive]``; :func:`dmeta.predictive.correct_fwe_predictive`).
 
     Parameters
     ----------
-    method : {"montecarlo"}
+    method : {"montecarlo", "predictive"}
     %(voxel_thresh)s
     %(n_iters)s
     %(seed)s
     %(chunk_iters)s
     %(store)s
+    vfwe_only : bool
+        Only the voxel-level maps (no cluster nulls).
+    target : {"pairwise", "main-effects", "all"}
+        For a subtraction: correct the group difference, each group's main effect, or both.
     """
 
-    def __init__(self, method: Literal["montecarlo"] = "montecarlo", voxel_thresh: float = 0.001,
-                 n_iters: int = 5000, seed: int | None = None, chunk_iters: int | None = None,
-                 store: str | os.PathLike | None = None):
+    def __init__(self, method: Literal["montecarlo", "predictive"] = "montecarlo",
+                 voxel_thresh: float = 0.001, n_iters: int = 5000, seed: int | None = None,
+                 chunk_iters: int | None = None, store: str | os.PathLike | None = None,
+                 vfwe_only: bool = False,
+                 target: Literal["pairwise", "main-effects", "all"] = "pairwise"):
         self.method = method
         self.voxel_thresh = voxel_thresh
         self.n_iters = n_iters
         self.seed = seed
         self.chunk_iters = chunk_iters
         self.store = store
+        self.vfwe_only = vfwe_only
+        self.target = target
 
     def transform(self, result: MetaResult) -> MetaResult:
-        """Return a copy of ``result`` with the voxel-, cluster-size and cluster-mass maps.
+        """Return a copy of ``result`` with the corrected maps.
 
-        The copy's ``attrs["corrections"]["corr-FWE_method-montecarlo"]`` records what ran
+        The copy's ``attrs["corrections"]["corr-FWE_method-<method>"]`` records what ran
         rather than what was asked for: the iterations in the null the maps were computed
         from, the seed it was drawn with (the one drawn, or found in ``store``, when ``seed``
-        is None), ``voxel_thresh`` and the ALE value it gives as the cluster-forming
-        threshold. The estimator's parameters stay in ``attrs["params"]``.
+        is None), ``voxel_thresh`` and the cluster-forming threshold it gives. The
+        estimator's parameters stay in ``attrs["params"]``.
         """
-        if self.method != "montecarlo":
-            raise InputError(f"FWECorrector supports method='montecarlo', got {self.method!r}")
-        if not 0 < self.voxel_thresh < 1:
-            raise InputError(f"voxel_thresh must be a p-value in (0, 1), got {self.voxel_thresh}")
+        check_choice("FWECorrector method", self.method, ("montecarlo", "predictive"))
+        check_p("voxel_thresh", self.voxel_thresh)
+        if self.method == "predictive":
+            if self.voxel_thresh != 0.001:
+                raise InputError("method='predictive' predicts cutoffs for clusters formed at "
+                                 f"p < 0.001; voxel_thresh={self.voxel_thresh} is not allowed")
+            from dmeta.predictive import correct_fwe_predictive
+
+            return correct_fwe_predictive(result)
         check_run_params(self.seed, n_iters=self.n_iters, chunk_iters=self.chunk_iters)
-        ale = result.estimator
-        if not isinstance(ale, ALE):
-            raise InputError("FWE correction needs the result of ALE.fit in this session")
+        check_choice("target", self.target, _TARGETS)
+        estimator = result.estimator
+        if isinstance(estimator, ALESubtraction):
+            return self._correct_subtraction(result, estimator)
+        if not isinstance(estimator, ALE):
+            raise InputError("FWE correction needs the result of ALE.fit or "
+                             "ALESubtraction.fit in this session")
+        return self._correct_ale(result, estimator)
+
+    def _correct_ale(self, result, ale, name="fwe"):
         ale.check_fitted("ma_", "null_weights_", "bins_")
         thresh = float(hist_to_threshold(ale.null_weights_, ale.bins_, self.voxel_thresh))
-        nulls, _ = run_null(NullPlan(ale.ma_, thresh), self.n_iters, self.seed,
-                            self.chunk_iters, self.store)
+        nulls, _ = run_null(NullPlan(ale.ma_, None if self.vfwe_only else thresh),
+                            self.n_iters, self.seed, self.chunk_iters, self.store, name)
         corrected = result.copy()
-        corrected.add_maps(_fwe_maps(result, thresh, nulls))
+        corrected.add_maps(_fwe_maps(result, thresh, nulls, self.vfwe_only))
         corrected.nulls = nulls.assign_attrs(
             cluster_forming_stat=thresh, voxel_thresh=self.voxel_thresh
         )
         n_iters = int(nulls.sizes["iteration"])
-        _record_correction(corrected, _SUFFIX, {
-            "name": type(self).__name__, "method": self.method, "n_iters": n_iters,
-            "seed": int(nulls.attrs["seed"]), "voxel_thresh": float(self.voxel_thresh),
-            "cluster_forming_stat": thresh,
-        })
+        self._record(corrected, n_iters, int(nulls.attrs["seed"]), thresh)
+        levels = ("maximum ALE" if self.vfwe_only
+                  else "maximum ALE, cluster size and cluster mass")
         corrected.description += (
             f" Family-wise error was controlled with {n_iters} Monte Carlo iterations "
-            "of random-foci datasets (maximum ALE, cluster size and cluster mass), with "
-            f"face-connected clusters formed at uncorrected p < {self.voxel_thresh}."
+            f"of random-foci datasets ({levels})"
+            + ("." if self.vfwe_only else ", with face-connected clusters formed at "
+               f"uncorrected p < {self.voxel_thresh}.")
         )
         return corrected
 
+    def _correct_subtraction(self, result, subtraction):
+        """The contrast's and/or the main effects' maps, NiMARE's names."""
+        corrected = result.copy()
+        if self.target in ("pairwise", "all"):
+            nulls, thresh = self._difference_nulls(result, subtraction)
+            corrected.add_maps(subtraction_fwe_maps(result, nulls, thresh, subtraction.tested_,
+                                                    _SUFFIX))
+            corrected.nulls = nulls
+            n_iters = int(nulls.sizes["iteration"])
+            self._record(corrected, n_iters, int(nulls.attrs["seed"]), thresh)
+            corrected.description += (
+                f" Family-wise error was controlled with {n_iters} random reassignments of the "
+                "pooled experiments to groups of the original sizes, keeping each one's maximum "
+                "absolute ALE difference"
+                + ("." if self.vfwe_only else
+                   " and its largest cluster's size and mass, clusters (face-connected, positive "
+                   "and negative apart) being formed at the quantile "
+                   f"{1 - self.voxel_thresh:g} of absolute ALE differences over all "
+                   "reassignments and voxels.")
+            )
+        if self.target in ("main-effects", "all"):
+            for label, group in zip(("group1", "group2"), subtraction.groups_):
+                main = self._correct_ale(group, group.estimator, f"fwe-{label}")
+                corrected.add_maps({_group_map_name(name, label): main.get_map(name, "array")
+                                    for name in main.maps.data_vars if _SUFFIX in name})
+            corrected.description += (" Each group's main effect was corrected in the same "
+                                      "way as a one-sample ALE.")
+        return corrected
 
-def _fwe_maps(result, thresh, nulls):
+    def _difference_nulls(self, result, subtraction):
+        """The fit's nulls when they answer this request, else new ones (NiMARE's rule)."""
+        fitted = result.nulls
+        if fitted is not None and fitted.sizes.get("iteration") == self.n_iters and (
+                self.vfwe_only or not fitted.attrs.get("vfwe_only", True)) and (
+                self.vfwe_only or fitted.attrs.get("voxel_thresh") == self.voxel_thresh) and (
+                self.seed is None or self.seed == fitted.attrs.get("seed")):
+            return fitted, fitted.attrs.get("cluster_forming_stat")
+        lc = subtraction.log_complement()
+        space = result.space
+        seed = subtraction.seed_ if self.seed is None and self.store is None else self.seed
+        nulls, thresh = difference_nulls(
+            lc, len(subtraction.ma1_.ids), space.flat_index[lc.voxels], space.shape,
+            self.n_iters, self.voxel_thresh, self.vfwe_only, seed, self.chunk_iters,
+            self.store)
+        return nulls.assign_attrs(cluster_forming_stat=thresh,
+                                  voxel_thresh=self.voxel_thresh), thresh
+
+    def _record(self, corrected, n_iters, seed, thresh):
+        _record_correction(corrected, _SUFFIX, {
+            "name": type(self).__name__, "method": self.method, "n_iters": n_iters,
+            "seed": seed, "voxel_thresh": float(self.voxel_thresh),
+            "cluster_forming_stat": thresh, "vfwe_only": bool(self.vfwe_only),
+            "target": self.target,
+        })
+
+
+def _group_map_name(name, label):
+    """One-sample FWE map name inside a subtraction result, as NiMARE renames it."""
+    kind, rest = name.split("_", 1)
+    for level in ("size", "mass"):
+        if rest.startswith(f"desc-{level}_"):
+            return f"{kind}_desc-{label}{level.title()}_{rest[len(f'desc-{level}_'):]}"
+    return f"{kind}_desc-{label}_{rest}"
+
+
+def _fwe_maps(result, thresh, nulls, vfwe_only=False):
     """z and logp maps of voxel-, cluster-size and cluster-mass FWE p against ``nulls``."""
     stat = result.get_map("stat", return_type="array")
-    space = result.space
-    labels, sizes, masses = supra_threshold_clusters(space.to_volume(stat), thresh)
-    labels = space.from_volume(labels).astype(int)
-    p = {
-        "level-voxel": null_to_p(stat, nulls["max_stat"].values),
-        "desc-size_level-cluster": null_to_p(sizes, nulls["max_cluster_size"].values)[labels],
-        "desc-mass_level-cluster": null_to_p(masses, nulls["max_cluster_mass"].values)[labels],
-    }
+    p = {"level-voxel": null_to_p(stat, nulls["max_stat"].values)}
+    if not vfwe_only:
+        space = result.space
+        labels, sizes, masses = supra_threshold_clusters(space.to_volume(stat), thresh)
+        labels = space.from_volume(labels).astype(int)
+        p["desc-size_level-cluster"] = null_to_p(sizes, nulls["max_cluster_size"].values)[labels]
+        p["desc-mass_level-cluster"] = null_to_p(masses, nulls["max_cluster_mass"].values)[labels]
     maps = {}
     for level, values in p.items():
         maps[f"z_{level}_{_SUFFIX}"] = p_to_z(values)
@@ -150,8 +243,7 @@ class FDRCorrector(DmetaBase):
         and ``alpha``.
         """
         check_choice("FDRCorrector method", self.method, self._METHODS)
-        if not 0 < self.alpha < 1:
-            raise InputError(f"alpha must be in (0, 1), got {self.alpha!r}")
+        check_p("alpha", self.alpha)
         names = [n for n in result.maps.data_vars if n == "p" or (
             n.startswith("p_") and "_corr-" not in n)]
         if not names:

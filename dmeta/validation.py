@@ -43,3 +43,10 @@ def check_choice(name, value, choices):
     if value not in choices:
         listing = ", ".join(map(repr, choices))
         raise InputError(f"{name} must be one of {listing}, got {value!r}")
+
+
+def check_p(name, value):
+    """InputError unless ``value`` is a number in (0, 1), such as a p-value threshold."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not (
+            0 < value < 1):
+        raise InputError(f"{name} must be a number in (0, 1), got {value!r}")

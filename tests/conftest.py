@@ -56,6 +56,19 @@ def knowledge():
 
 
 @pytest.fixture(scope="session")
+def pain_ale():
+    """ALE fitted to the pain example (21 NIDM analyses)."""
+    import warnings
+
+    from dmeta.ale import ALE
+    from dmeta.datasets import load_example
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ALE().fit(load_example("pain"))
+
+
+@pytest.fixture(scope="session")
 def knowledge_ale(knowledge):
     """ALE fitted to the semantic-knowledge example."""
     import warnings

@@ -24,13 +24,6 @@ THRESH = 3.1
 
 
 @pytest.fixture(scope="module")
-def pain_ale():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return dmeta.ALE().fit(dmeta.datasets.load_example("pain"))
-
-
-@pytest.fixture(scope="module")
 def nimare_pain(pain_ale):
     space = pain_ale.space
     with warnings.catch_warnings():

@@ -12,16 +12,13 @@ from dmeta.errors import InputError
 from dmeta.modeled_activation import ModeledActivation
 from dmeta.space import Space
 from dmeta.stats import p_to_z
+from dmeta.subtraction._kernel import observed_difference, tail_counts, tail_thresholds
 from dmeta.subtraction.estimator import two_sided_p
 from dmeta.subtraction.permutation import (
-    block_counts,
-    group_log_complement,
-    log_complement_blocks,
-    nimare_difference,
+    LogComplement,
     permutation_tail_counts,
     pooled_csr,
     relabellings,
-    tail_thresholds,
 )
 
 N_ITERS = 60
@@ -125,43 +122,43 @@ def test_bad_tie_handling(toy_space, groups, bad):
 @pytest.mark.parametrize("mode", MODES)
 @settings(max_examples=4, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(chunk_iters=st.integers(7, N_ITERS), chunk_voxels=st.integers(16, 200))
-def test_chunking_does_not_change_results(toy_fits, toy_space, groups, mode, chunk_iters,
-                                          chunk_voxels):
+@given(chunk_iters=st.integers(7, N_ITERS))
+def test_chunking_does_not_change_results(toy_fits, toy_space, groups, mode, chunk_iters):
     refit = dmeta.ALESubtraction(n_iters=N_ITERS, seed=3, mask=toy_space.mask_img,
-                                 chunk_iters=chunk_iters, chunk_voxels=chunk_voxels,
-                                 tie_handling=mode).fit(*groups)
+                                 chunk_iters=chunk_iters, tie_handling=mode).fit(*groups)
     for name in ("p_desc-group1MinusGroup2", "z_desc-group1MinusGroup2"):
         np.testing.assert_array_equal(refit.get_map(name, "array"),
                                       toy_fits[mode].get_map(name, "array"))
 
 
-def _exact_setup(estimator, chunk_voxels):
-    """L blocks, the observed group-1 indicator column and "exact" tail thresholds."""
-    blocks = log_complement_blocks(pooled_csr(estimator.ma1_, estimator.ma2_), chunk_voxels)
-    n1, n_total = len(estimator.ma1_.foci.ids), blocks[0].n_analyses
-    columns = np.stack([np.arange(n_total) < n1, np.ones(n_total, bool)], axis=1).astype(float)
-    observed_sum, total = group_log_complement(blocks, columns).T
-    return blocks, columns[:, :1], tail_thresholds(total, nimare_difference(observed_sum, total))
+def _exact_setup(estimator):
+    """Pooled log(1 - MA), the observed group-1 indicator column and "exact" thresholds."""
+    lc = LogComplement(pooled_csr(estimator.ma1_, estimator.ma2_))
+    n1 = len(estimator.ma1_.foci.ids)
+    observed = (np.arange(lc.n_analyses) < n1)[:, None].astype(float)
+    return lc, observed, tail_thresholds(lc.total, observed_difference(lc.sums(observed)[:, 0],
+                                                                       lc.total))
 
 
 def test_observed_grouping_ties_with_itself_in_both_tails(toy_fit):
     """With "exact", the observed grouping, run as a relabelling, counts once in each tail."""
-    blocks, observed, (up, lo) = _exact_setup(toy_fit.estimator, chunk_voxels=17)
-    counts = np.concatenate([block_counts(observed, b, up, lo) for b in blocks], axis=1)
+    lc, observed, (up, lo) = _exact_setup(toy_fit.estimator)
+    counts, _ = tail_counts(observed, lc.indptr, lc.indices, lc.data, up, lo, lc.total,
+                            lc.bound)
     np.testing.assert_array_equal(counts, 1)
 
 
 def test_other_blocks_give_the_same_counts(client, toy_fit):
-    """Counts cut into other (permutation x voxel) blocks give the fit's p and sign."""
-    blocks, observed, (up, lo) = _exact_setup(toy_fit.estimator, chunk_voxels=23)
-    upper, lower, seed = permutation_tail_counts(blocks, int(observed.sum()), up, lo, N_ITERS,
-                                                 seed=3, chunk_iters=11)
+    """Counts cut into other blocks of relabellings give the fit's p, sign and FWE null."""
+    lc, observed, (up, lo) = _exact_setup(toy_fit.estimator)
+    upper, lower, max_abs, seed = permutation_tail_counts(lc, int(observed.sum()), up, lo,
+                                                          N_ITERS, seed=3, chunk_iters=11)
     assert seed == 3
     p, sign = two_sided_p(upper, lower, N_ITERS)
     np.testing.assert_array_equal(p, toy_fit.get_map("p_desc-group1MinusGroup2", "array"))
     np.testing.assert_array_equal(
         sign, np.sign(toy_fit.get_map("z_desc-group1MinusGroup2", "array")))
+    np.testing.assert_array_equal(max_abs, toy_fit.nulls["max_stat"].values)
 
 
 SPARSE_ITERS = 200

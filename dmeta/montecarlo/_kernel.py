@@ -281,14 +281,14 @@ def null_iterations(draws, mask_ijk, starts, kernel_index, radii, log_kernels, s
             hist[0] += n_mask - n_seen
         out[it, MAX_STAT] = -np.expm1(np.float64(lowest))
         if clusters:
-            out[it, MAX_SIZE], out[it, MAX_MASS] = _largest_cluster(
+            out[it, MAX_SIZE], out[it, MAX_MASS] = largest_cluster(
                 supra, supra_ale, n_supra, thresh, labels, stack, shape
             )
     return out
 
 
 @numba.njit(cache=True)
-def _largest_cluster(supra, supra_ale, n_supra, thresh, labels, stack, shape):
+def largest_cluster(supra, supra_ale, n_supra, thresh, labels, stack, shape):
     """Largest size and mass of the face-connected clusters of the supra-threshold voxels.
 
     ``labels`` is a zeroed whole-volume scratch array, returned zeroed.
