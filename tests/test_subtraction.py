@@ -271,3 +271,181 @@ def test_cli_subtract_bad_input_exits_2(tmp_path, capsys):
     assert main(["subtract", str(tmp_path / "nope.txt"), str(tmp_path / "nope2.txt"),
                  "--out", str(tmp_path / "o.zarr")]) == 2
     assert "nope.txt" in capsys.readouterr().err
+
+
+# -- Family-wise error: voxel and cluster nulls ----------------------------------------------
+
+FWE_THRESH = 0.05  # a quantile the toy grid's few hundred values per relabelling resolve
+
+
+def _dense_differences(estimator, n_iters, seed):
+    """(voxel x relabelling) float32 differences, one relabelling at a time (NiMARE's way)."""
+    log_c = np.log1p(-pooled_csr(estimator.ma1_, estimator.ma2_).toarray().astype(np.float32))
+    log_c = log_c.astype(np.float64)
+    n1 = estimator.ma1_.matrix.shape[0]
+    out = []
+    for i in range(n_iters):
+        members = np.isin(np.arange(len(log_c)),
+                          np.random.default_rng([seed, i]).permutation(len(log_c))[:n1])
+        a, b = log_c[members].sum(0), log_c[~members].sum(0)
+        out.append(((1 - np.exp(a)) - (1 - np.exp(b))).astype(np.float32))
+    return np.stack(out, axis=1)
+
+
+def _dense_cluster_maxima(space, diffs, thresh):
+    """Largest face-connected cluster (size, mass) of each relabelling, positive and
+    negative apart, with scipy on the whole volume."""
+    from scipy import ndimage
+
+    maxima = []
+    for d in diffs.T:
+        best = [0.0, 0.0]
+        for signed in (d, -d):
+            volume = space.to_volume(np.where(signed > thresh, signed, 0.0))
+            labels, n = ndimage.label(volume > 0, ndimage.generate_binary_structure(3, 1))
+            if n:
+                index = np.arange(1, n + 1)
+                best[0] = max(best[0], np.bincount(labels.ravel())[1:].max())
+                best[1] = max(best[1], ndimage.sum(volume - thresh * (volume > 0), labels,
+                                                   index).max())
+        maxima.append(best)
+    return np.array(maxima)
+
+
+@pytest.fixture(scope="module")
+def fwe_fit(client, toy_space, groups):
+    return dmeta.ALESubtraction(n_iters=N_ITERS, seed=3, mask=toy_space.mask_img,
+                                vfwe_only=False, voxel_thresh=FWE_THRESH).fit(*groups)
+
+
+def test_fwe_nulls_match_dense_reference(fwe_fit, toy_space):
+    """The histogram's quantile is NiMARE's to within a bin; maxima, cluster sizes and masses
+    at that threshold are those of the dense maps."""
+    diffs = _dense_differences(fwe_fit.estimator, N_ITERS, 3)
+    thresh = fwe_fit.nulls.attrs["cluster_forming_stat"]
+    exact = np.quantile(np.abs(diffs), 1 - FWE_THRESH)
+    assert abs(thresh - exact) <= 2.5e-4 * exact
+    np.testing.assert_allclose(fwe_fit.nulls["max_stat"], np.abs(diffs).max(axis=0),
+                               rtol=1e-6)
+    dense = _dense_cluster_maxima(toy_space, diffs, thresh)
+    assert dense[:, 0].max() > 1  # clusters of several voxels exist
+    np.testing.assert_array_equal(fwe_fit.nulls["max_cluster_size"], dense[:, 0])
+    np.testing.assert_allclose(fwe_fit.nulls["max_cluster_mass"], dense[:, 1], rtol=1e-5)
+
+
+@pytest.mark.parametrize("chunk_iters", [7, 25])
+def test_fwe_nulls_do_not_depend_on_blocks(fwe_fit, toy_space, groups, chunk_iters):
+    refit = dmeta.ALESubtraction(n_iters=N_ITERS, seed=3, mask=toy_space.mask_img,
+                                 vfwe_only=False, voxel_thresh=FWE_THRESH,
+                                 chunk_iters=chunk_iters).fit(*groups)
+    assert refit.nulls.equals(fwe_fit.nulls)
+    assert refit.nulls.attrs["cluster_forming_stat"] == \
+        fwe_fit.nulls.attrs["cluster_forming_stat"]
+
+
+def test_fwe_nulls_resume_and_extend(fwe_fit, toy_space, groups, tmp_path):
+    """A shorter run extended, and a run whose store lost blocks of both passes (killed),
+    give the uninterrupted run's nulls."""
+    import zarr
+
+    store = tmp_path / "run.zarr"
+
+    def fit(n_iters):
+        return dmeta.ALESubtraction(n_iters=n_iters, seed=3, mask=toy_space.mask_img,
+                                    vfwe_only=False, voxel_thresh=FWE_THRESH, chunk_iters=10,
+                                    store=store).fit(*groups)
+
+    fit(N_ITERS // 2)
+    extended = fit(N_ITERS)
+    np.testing.assert_array_equal(extended.nulls.to_array(), fwe_fit.nulls.to_array())
+    nulls = zarr.open_group(str(store), mode="a")["montecarlo"]
+    for name in nulls.group_keys():
+        nulls[name]["filled"][1] = 0
+    resumed = fit(N_ITERS)
+    np.testing.assert_array_equal(resumed.nulls.to_array(), fwe_fit.nulls.to_array())
+
+
+def test_corrector_uses_the_fit_nulls_when_they_answer(fwe_fit):
+    """Same iterations and threshold: the fit's nulls; another count: new ones, same seed."""
+    same = dmeta.FWECorrector(n_iters=N_ITERS, voxel_thresh=FWE_THRESH).transform(fwe_fit)
+    assert same.nulls.equals(fwe_fit.nulls)
+    other = dmeta.FWECorrector(n_iters=N_ITERS // 2, voxel_thresh=FWE_THRESH).transform(fwe_fit)
+    np.testing.assert_array_equal(other.nulls["max_stat"],
+                                  fwe_fit.nulls["max_stat"][: N_ITERS // 2])
+    names = {f"{kind}_desc-group1MinusGroup2{level}_corr-FWE_method-montecarlo"
+             for kind in ("p", "z", "logp")
+             for level in ("_level-voxel", "Size_level-cluster", "Mass_level-cluster")}
+    assert names <= set(same.maps)
+
+
+def test_corrected_maps_from_the_nulls(fwe_fit):
+    """Voxel-level p: the share of relabellings whose maximum reaches |difference|; z takes
+    the uncorrected z's sign."""
+    corrected = dmeta.FWECorrector(n_iters=N_ITERS, voxel_thresh=FWE_THRESH).transform(fwe_fit)
+    stat = np.abs(fwe_fit.get_map("stat_desc-group1MinusGroup2", "array"))
+    null = fwe_fit.nulls["max_stat"].values
+    expected = np.clip((null[None, :] >= stat[:, None]).mean(1), 1 / N_ITERS, 1 - 1 / N_ITERS)
+    suffix = "desc-group1MinusGroup2_level-voxel_corr-FWE_method-montecarlo"
+    np.testing.assert_allclose(corrected.get_map(f"p_{suffix}", "array"), expected, rtol=1e-6)
+    sign = np.sign(fwe_fit.get_map("z_desc-group1MinusGroup2", "array"))
+    np.testing.assert_array_equal(np.sign(corrected.get_map(f"z_{suffix}", "array")), sign)
+
+
+def test_main_effects_target(fwe_fit):
+    corrected = dmeta.FWECorrector(n_iters=20, voxel_thresh=FWE_THRESH, seed=1,
+                                   target="main-effects").transform(fwe_fit)
+    new = set(corrected.maps) - set(fwe_fit.maps)
+    assert new == {f"{kind}_desc-{group}{level}_corr-FWE_method-montecarlo"
+                   for kind in ("z", "logp") for group in ("group1", "group2")
+                   for level in ("_level-voxel", "Size_level-cluster", "Mass_level-cluster")}
+
+
+# -- Directional inference maps ------------------------------------------------------------
+
+def _gates(fit):
+    """Gate 1 on the voxels where group 1's ALE is high, gate 2 where group 2's is."""
+    return [(fit.get_map(f"stat_desc-{g}", "array")
+             > np.median(fit.get_map(f"stat_desc-{g}", "array"))).astype(np.float32)
+            for g in ("group1", "group2")]
+
+
+@pytest.mark.parametrize("restrict", [False, True])
+def test_inference_maps_give_one_sided_gated_p(toy_fits, toy_space, groups, restrict):
+    fit = toy_fits["exact"]
+    gates = _gates(fit)
+    gated = dmeta.ALESubtraction(n_iters=N_ITERS, seed=3, mask=toy_space.mask_img,
+                                 restrict_to_inference_mask=restrict).fit(
+        *groups, inference_map1=gates[0], inference_map2=gates[1])
+    lc, observed, (up, lo) = _exact_setup(fit.estimator)
+    upper, lower, _, _ = permutation_tail_counts(lc, int(observed.sum()), up, lo, N_ITERS, 3)
+    diff = fit.get_map("stat_desc-group1MinusGroup2", "array")
+    pos, neg = (gates[0] > 0) & (diff > 0), (gates[1] > 0) & (diff < 0)
+    p = gated.get_map("p_desc-group1MinusGroup2", "array")
+    z = gated.get_map("z_desc-group1MinusGroup2", "array")
+    assert pos.any() and neg.any()
+    np.testing.assert_allclose(p[pos], np.maximum(upper[pos], 1) / N_ITERS, rtol=1e-6)
+    np.testing.assert_allclose(p[neg], np.maximum(lower[neg], 1) / N_ITERS, rtol=1e-6)
+    np.testing.assert_array_equal(p[~(pos | neg)], 1)
+    np.testing.assert_array_equal(z[~(pos | neg)], 0)
+    np.testing.assert_allclose(z[pos], p_to_z(p[pos], tail="one"), rtol=1e-5)
+    assert (z[neg] <= 0).all()
+
+
+def test_inference_map_errors(toy_space, groups, tmp_path):
+    est = dmeta.ALESubtraction(n_iters=5, mask=toy_space.mask_img)
+    with pytest.raises(InputError, match="inference_map1 must be a vector of the mask's"):
+        est.fit(*groups, inference_map1=np.ones(3))
+    other = tmp_path / "other.nii.gz"
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.float32), np.eye(4)), other)
+    with pytest.raises(InputError, match="inference_map2: .*not in the analysis space"):
+        est.fit(*groups, inference_map2=other)
+    with pytest.raises(InputError, match="no voxel > 0"):
+        est.fit(*groups, inference_map1=np.zeros(toy_space.n_voxels))
+
+
+@pytest.mark.parametrize("bad", [0, 1, 1.5, "0.01", True])
+def test_bad_voxel_thresh(toy_space, groups, bad):
+    with pytest.raises(InputError, match="voxel_thresh must be a number in"):
+        dmeta.ALESubtraction(n_iters=5, mask=toy_space.mask_img, voxel_thresh=bad).fit(*groups)

@@ -5,7 +5,8 @@ NiMARE keeps every relabelling's difference map on disk to take the cluster-form
 relabellings run twice, each time regenerated from its seed: a first pass counts |difference|
 in a histogram of float32 bins (2**12 per octave) from which the quantile is read; a second
 labels each relabelling's clusters above it. Both passes are Monte Carlo blocks
-(``dmeta.montecarlo.run_null``), so they resume and extend from a store like any null. The
+(``dmeta.montecarlo.run_null``), so they resume from a store like any null; more relabellings
+extend the histogram pass, but move the threshold, so the cluster pass runs again. The
 quantile's bin is at most 2.4e-4 of its value wide, far below its Monte Carlo error.
 """
 
@@ -146,8 +147,10 @@ def difference_nulls(lc, n_group1, flat, shape, n_iters, voxel_thresh, vfwe_only
         if thresh is not None:
             break
     thresh = thresh or 0.0  # even the full histogram: the quantile is among the zeros
+    # More relabellings move the threshold: the cluster pass of another one is another null.
     plan = DifferenceNullPlan(lc, n_group1, flat, shape, thresh)
-    nulls, _ = run_null(plan, n_iters, seed, chunk_iters, store, "subtraction-cluster")
+    nulls, _ = run_null(plan, n_iters, seed, chunk_iters, store,
+                        f"subtraction-cluster-{thresh!r}")
     return nulls, float(thresh)
 
 
