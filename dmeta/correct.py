@@ -16,6 +16,7 @@ from dmeta.docstrings import fill_doc
 from dmeta.errors import InputError
 from dmeta.montecarlo import NullPlan, run_null
 from dmeta.results import MetaResult
+from dmeta.scale import SCALE
 from dmeta.stats import null_to_p, p_to_logp, p_to_z
 from dmeta.subtraction import ALESubtraction
 from dmeta.subtraction.fwe import difference_nulls, subtraction_fwe_maps
@@ -93,9 +94,11 @@ class FWECorrector(DmetaBase):
         estimator = result.estimator
         if isinstance(estimator, ALESubtraction):
             return self._correct_subtraction(result, estimator)
+        if isinstance(estimator, SCALE):
+            return self._correct_scale(result, estimator)
         if not isinstance(estimator, ALE):
-            raise InputError("FWE correction needs the result of ALE.fit or "
-                             "ALESubtraction.fit in this session")
+            raise InputError("FWE correction needs the result of ALE.fit, ALESubtraction.fit "
+                             "or SCALE.fit in this session")
         return self._correct_ale(result, estimator)
 
     def _correct_ale(self, result, ale, name="fwe"):
@@ -147,6 +150,28 @@ class FWECorrector(DmetaBase):
                                     for name in main.maps.data_vars if _SUFFIX in name})
             corrected.description += (" Each group's main effect was corrected in the same "
                                       "way as a one-sample ALE.")
+        return corrected
+
+    def _correct_scale(self, result, scale):
+        """Voxel-level maps only: SCALE's nulls are specific to each voxel, so there is no
+        cluster-level correction (as in NiMARE)."""
+        fitted = result.nulls
+        if fitted.sizes["iteration"] == self.n_iters and self.seed in (
+                None, fitted.attrs.get("seed")):
+            nulls = fitted
+        else:
+            seed = result.attrs["params"]["seed"] if self.seed is None else self.seed
+            nulls = scale.null_maxima(self.n_iters, seed, self.chunk_iters, self.store)
+        corrected = result.copy()
+        p = null_to_p(result.get_map("stat", "array"), nulls["max_stat"].values)
+        corrected.add_maps({f"z_level-voxel_{_SUFFIX}": p_to_z(p),
+                            f"logp_level-voxel_{_SUFFIX}": p_to_logp(p)})
+        corrected.nulls = nulls
+        n_iters = int(nulls.sizes["iteration"])
+        self._record(corrected, n_iters, int(nulls.attrs["seed"]), None)
+        corrected.description += (
+            f" Family-wise error was controlled at the voxel level with the maximum ALE of "
+            f"{n_iters} base-rate null datasets.")
         return corrected
 
     def _difference_nulls(self, result, subtraction):

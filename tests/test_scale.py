@@ -256,3 +256,20 @@ def test_base_rate_from_a_set_or_a_file(knowledge):
                                   expected)
     with pytest.raises(InputError, match="file not found"):
         scale_base_rate("no-such-file.txt")
+
+
+def test_fwe_corrector_voxel_level(fitted):
+    """FWECorrector on a SCALE result: voxel-level maps from the fit's maxima (same count),
+    or from a null of another count that starts with the fit's iterations."""
+    result = fitted
+    n = int(result.nulls.sizes["iteration"])
+    corrected = dmeta.FWECorrector(n_iters=n).transform(result)
+    null = np.sort(result.nulls["max_stat"].values)
+    stat = result.get_map("stat", "array")
+    p = np.clip(1 - np.searchsorted(null, stat, side="left") / n, 1 / n, 1 - 1 / n)
+    np.testing.assert_allclose(corrected.get_map("logp_level-voxel_corr-FWE_method-montecarlo",
+                                                 "array"), -np.log10(p), rtol=1e-5)
+    assert "z_desc-size_level-cluster_corr-FWE_method-montecarlo" not in corrected.maps
+    longer = dmeta.FWECorrector(n_iters=n + 10).transform(result)
+    np.testing.assert_array_equal(longer.nulls["max_stat"].values[:n],
+                                  result.nulls["max_stat"].values)

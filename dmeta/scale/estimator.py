@@ -112,6 +112,13 @@ class SCALE(DmetaBase):
         result.estimator = copy.copy(self)
         return result
 
+    def null_maxima(self, n_iters, seed, chunk_iters=None, store=None):
+        """Each null dataset's maximum ALE over ``n_iters`` (voxel-level FWE), from the same
+        plan as the fit: the fit's store resumes and extends it."""
+        self.check_fitted("ma_", "space_")
+        plan = ScalePlan(self.ma_, base_rate_ijk(self.xyz, self.space_))
+        return run_null(plan, n_iters, seed, chunk_iters, store, name=STORE_NAME)[0][["max_stat"]]
+
     def describe(self, n_points: int) -> str:
         """Methods text for the report."""
         return (

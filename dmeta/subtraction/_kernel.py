@@ -54,12 +54,18 @@ def group_sums(indicators, indptr, indices, data):
 
 
 @numba.njit(cache=True, inline="always")
-def _raise_max(max_abs, acc, total, b):
+def _raise_max(max_abs, acc, total, b, floor):
+    """Raise each relabelling's maximum |difference| with this voxel's; returns the new
+    smallest maximum. A voxel whose bound ``b`` is below it cannot raise any: most voxels
+    cost one comparison."""
+    if b <= floor:
+        return floor
     for p in range(acc.shape[0]):
         if b > max_abs[p]:
             d = abs(difference(acc[p], total))
             if d > max_abs[p]:
                 max_abs[p] = d
+    return max_abs.min()
 
 
 @numba.njit(cache=True)
@@ -72,6 +78,7 @@ def tail_counts(indicators, indptr, indices, data, upper, lower, total, bound):
     n_voxels = indptr.shape[0] - 1
     counts = np.zeros((2, n_voxels), dtype=np.int64)
     max_abs = np.zeros(indicators.shape[1])
+    floor = 0.0
     acc = np.empty(indicators.shape[1])
     for v in range(n_voxels):
         voxel_sums(indicators, indptr, indices, data, v, acc)
@@ -84,7 +91,7 @@ def tail_counts(indicators, indptr, indices, data, upper, lower, total, bound):
         counts[0, v] = n_up
         counts[1, v] = n_lo
         if indptr[v] < indptr[v + 1]:
-            _raise_max(max_abs, acc, total[v], bound[v])
+            floor = _raise_max(max_abs, acc, total[v], bound[v], floor)
     return counts, max_abs
 
 
@@ -123,12 +130,13 @@ def null_block(indicators, indptr, indices, data, total, bound, level, cut_up, c
     what = np.empty(cap)
     n_supra = 0
     max_abs = np.zeros(n_perm)
+    floor = 0.0
     for v in range(n_voxels):
         if indptr[v] == indptr[v + 1]:
             continue
         voxel_sums(indicators, indptr, indices, data, v, acc)
         t = total[v]
-        _raise_max(max_abs, acc, t, bound[v])
+        floor = _raise_max(max_abs, acc, t, bound[v], floor)
         if level < 0 or bound[v] < level:
             continue
         up, lo = cut_up[v], cut_lo[v]
