@@ -15,9 +15,11 @@ from pathlib import Path
 from dmeta import __version__
 from dmeta.errors import InputError
 from dmeta.io.spaces import UNKNOWN_SPACE_POLICIES
-from dmeta.results.thresholds import ZMap
+from dmeta.results.thresholds import ZMap, is_z_map
 
 EXIT_INPUT, EXIT_CLUSTER = 2, 1
+N_ITERS, VOXEL_THRESH = 5000, 0.001
+GROUPS_USAGE = "(INPUT1 INPUT2 | STUDYSET --ids1 FILE --ids2 FILE) --out STORE [options]"
 
 
 def _quick():
@@ -49,13 +51,34 @@ def _add_input_options(parser, ids=True):
                         help="one kernel FWHM in mm for every analysis")
 
 
-def _add_fwe_options(parser, n_iters):
-    parser.add_argument("--n-iters", type=int, default=n_iters, help="Monte Carlo iterations")
+def _add_run_options(parser, n_iters, iters_help="Monte Carlo iterations", unit="iterations"):
+    """--n-iters, --seed and --chunk-iters of a run's random draws (``unit``: what is drawn)."""
+    parser.add_argument("--n-iters", type=int, default=n_iters, help=iters_help)
     parser.add_argument("--seed", type=int, default=None, help="root random seed")
-    parser.add_argument("--voxel-thresh", type=float, default=0.001,
-                        help="cluster-forming uncorrected p (default 0.001)")
     parser.add_argument("--chunk-iters", type=int, default=None,
-                        help="iterations per task (results do not depend on it)")
+                        help=f"{unit} per task (results do not depend on it)")
+
+
+def _add_fwe_options(parser, n_iters, iters_help="Monte Carlo iterations"):
+    _add_run_options(parser, n_iters, iters_help)
+    parser.add_argument("--voxel-thresh", type=float, default=VOXEL_THRESH,
+                        help=f"cluster-forming uncorrected p (default {VOXEL_THRESH})")
+
+
+def _add_group_options(parser):
+    """The two groups of a comparison (two inputs, or one studyset and two ids files)."""
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="two inputs (group 1, group 2) in any supported format, or one "
+                             "studyset with --ids1 and --ids2")
+    parser.add_argument("--ids1", default=None, metavar="FILE",
+                        help="analysis ids of group 1 in the studyset, one per line")
+    parser.add_argument("--ids2", default=None, metavar="FILE",
+                        help="analysis ids of group 2 in the studyset, one per line")
+    parser.add_argument("--out", required=True, help="Zarr store for the result")
+    parser.add_argument("--tie-handling", choices=["exact", "nimare"], default="exact",
+                        help="exact (default): a relabelling that reproduces the observed "
+                             "difference is a tie, counted in both tails; nimare: NiMARE "
+                             "0.22.1's float32 comparison, for parity")
 
 
 def build_parser():
@@ -65,12 +88,20 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"dmeta {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    ale = commands.add_parser("ale", help="ALE with Monte Carlo FWE correction")
+    ale = commands.add_parser("ale", help="ALE with Monte Carlo or predictive FWE correction")
     ale.add_argument("input", help="Sleuth .txt, NIMADS/NiMARE .json or parquet studyset dir")
     ale.add_argument("--out", required=True, help="Zarr store for the run (resumable)")
     ale.add_argument("--nifti", default=None, help="also write maps as NIfTI to this folder")
+    ale.add_argument("--predictive", action="store_true",
+                     help="FWE cutoffs predicted from the numbers of experiments, subjects and "
+                          "foci (Frahm et al., 2025; 10-150 experiments with sample sizes; "
+                          "needs XGBoost: pip install 'dmeta[predictive]') instead of the "
+                          "Monte Carlo null: seconds instead of hours. Give --n-iters as well "
+                          "to also run the Monte Carlo null, e.g. to compare the two")
     _add_input_options(ale)
-    _add_fwe_options(ale, n_iters=5000)
+    _add_fwe_options(ale, n_iters=None,
+                     iters_help=f"Monte Carlo iterations (default {N_ITERS}; with --predictive, "
+                                "no Monte Carlo null unless given)")
     _add_cluster_options(ale)
 
     stab = commands.add_parser("stability", help="resampled stability of an ALE (resumable)")
@@ -84,32 +115,62 @@ def build_parser():
                       help="one shared null (NiMARE's) or a Monte Carlo null per replicate")
     stab.add_argument("--out", required=True, help="Zarr store for the run (resumable)")
     _add_input_options(stab)
-    _add_fwe_options(stab, n_iters=5000)
+    _add_fwe_options(stab, n_iters=N_ITERS)
     _add_cluster_options(stab)
 
     sub = commands.add_parser(
         "subtract", help="ALE subtraction: INPUT1 minus INPUT2, or two groups of one studyset",
-        usage="dmeta subtract (INPUT1 INPUT2 | STUDYSET --ids1 FILE --ids2 FILE) --out STORE "
-              "[options]")
-    sub.add_argument("inputs", nargs="+", metavar="INPUT",
-                     help="two inputs (group 1, group 2) in any supported format, or one "
-                          "studyset with --ids1 and --ids2")
-    sub.add_argument("--ids1", default=None, metavar="FILE",
-                     help="analysis ids of group 1 in the studyset, one per line")
-    sub.add_argument("--ids2", default=None, metavar="FILE",
-                     help="analysis ids of group 2 in the studyset, one per line")
-    sub.add_argument("--out", required=True, help="Zarr store for the result")
-    sub.add_argument("--n-iters", type=int, default=5000, help="permutations")
-    sub.add_argument("--seed", type=int, default=None, help="root random seed")
-    sub.add_argument("--chunk-iters", type=int, default=None,
-                     help="permutations per task (results do not depend on it)")
-    sub.add_argument("--tie-handling", choices=["exact", "nimare"], default="exact",
-                     help="exact (default): a relabelling that reproduces the observed "
-                          "difference is a tie, counted in both tails; nimare: NiMARE "
-                          "0.22.1's float32 comparison, for parity")
+        usage=f"dmeta subtract {GROUPS_USAGE}")
+    _add_group_options(sub)
+    _add_run_options(sub, N_ITERS, "permutations (also of the --fwe nulls)",
+                     unit="permutations")
+    sub.add_argument("--fwe", action="store_true",
+                     help="Monte Carlo FWE correction of the difference (voxel level, and "
+                          "cluster size and mass), its nulls kept in --out so a rerun resumes")
+    sub.add_argument("--fwe-target", choices=["pairwise", "main-effects", "all"], default=None,
+                     help="with --fwe: correct the difference (pairwise, default), each "
+                          "group's main effect, or all")
+    sub.add_argument("--vfwe-only", action="store_true",
+                     help="with --fwe: voxel-level FWE only (no cluster nulls)")
+    sub.add_argument("--voxel-thresh", type=float, default=None,
+                     help=f"with --fwe: cluster-forming uncorrected p (default {VOXEL_THRESH})")
     _add_input_options(sub, ids=False)
     sub.add_argument("--nifti", default=None, help="also write maps as NIfTI to this folder")
     _add_cluster_options(sub)
+
+    con = commands.add_parser(
+        "contrast", usage=f"dmeta contrast {GROUPS_USAGE}",
+        help="ALE subtraction tested where the groups' corrected main effects survive "
+             "(ContrastWorkflow)",
+        description="Each group's ALE is corrected and thresholded at --alpha; group 1 > "
+                    "group 2 is then tested only where group 1's main effect survives, group 2 "
+                    "> group 1 only where group 2's does, and the contrast is thresholded at "
+                    "--alpha too (Laird et al., 2005; NiMARE's ContrastWorkflow).")
+    _add_group_options(con)
+    con.add_argument("--alpha", type=float, default=0.05,
+                     help="threshold of the corrected main effects and of the contrast's p "
+                          "(default 0.05)")
+    con.add_argument("--corrector", choices=["fdr", "montecarlo"], default="fdr",
+                     help="correction of the main effects: fdr (Benjamini-Hochberg, default) "
+                          "or montecarlo (cluster-level FWE, --n-iters iterations each)")
+    _add_run_options(con, N_ITERS, "permutations of the contrast (and Monte Carlo iterations of "
+                                   "each main effect with --corrector montecarlo)")
+    _add_input_options(con, ids=False)
+    con.add_argument("--nifti", default=None,
+                     help="also write maps as NIfTI and the methods text to this folder")
+    _add_cluster_options(con)
+
+    scale = commands.add_parser(
+        "scale", help="SCALE: ALE against foci drawn from a base rate of activation")
+    scale.add_argument("input", help="Sleuth .txt, NIMADS/NiMARE .json or parquet studyset dir")
+    scale.add_argument("--base-rate", required=True, metavar="STUDYSET",
+                       help="studyset whose every focus is a base-rate coordinate (e.g. a "
+                            "BrainMap export), in any supported format")
+    scale.add_argument("--out", required=True, help="Zarr store for the run (resumable)")
+    scale.add_argument("--nifti", default=None, help="also write maps as NIfTI to this folder")
+    _add_input_options(scale)
+    _add_run_options(scale, N_ITERS, "null datasets drawn from the base rate")
+    _add_cluster_options(scale)
 
     rep = commands.add_parser("report", help="write the HTML report of a result store")
     rep.add_argument("store", help="Zarr store written by dmeta (e.g. RUN.zarr)")
@@ -169,18 +230,54 @@ def _kernel(args):
     return {"kernel_fwhm": args.kernel_fwhm, "sample_size": args.sample_size}
 
 
-def cmd_ale(args):
-    from dmeta.demo import corrected_ale
+def _predictive_summary(result, name):
+    from dmeta.predictive import SUFFIX
 
+    record = result.attrs["corrections"][SUFFIX]
+    voxel, size = (ZMap.of(f"z_{level}_{SUFFIX}", result.maps).significant(result).sum()
+                   for level in ("level-voxel", "desc-size_level-cluster"))
+    return (f"{name}: predictive FWE: {int(voxel)} voxels with ALE >= "
+            f"{record['voxel_cutoff']:.4g}, {int(size)} voxels in clusters of at least "
+            f"{record['cluster_size_cutoff']} voxels")
+
+
+def _where_written(args):
+    return (f"results: {Path(args.out).resolve()}"
+            + (f"  NIfTI maps: {Path(args.nifti).resolve()}" if args.nifti else ""))
+
+
+def cmd_ale(args):
+    from dmeta.ale import ALE
+    from dmeta.correct import FWECorrector
+
+    montecarlo = not args.predictive or args.n_iters is not None
+    if not montecarlo and (args.seed, args.chunk_iters, args.voxel_thresh) != (
+            None, None, VOXEL_THRESH):
+        raise InputError("--seed, --chunk-iters and --voxel-thresh set the Monte Carlo null, "
+                         "which --predictive replaces (its clusters are formed at p < 0.001); "
+                         "add --n-iters N to run a Monte Carlo null as well")
     cset = _coordinates(args.input, args, args.ids)
     with _cluster(args):
-        result = corrected_ale(cset, args.out, args.n_iters, args.seed, args.voxel_thresh,
-                               args.chunk_iters, **_kernel(args))
+        result = ALE(**_kernel(args)).fit(cset)
+        if args.predictive:  # seconds, and may refuse the data: before the long null
+            try:
+                result = FWECorrector(method="predictive").transform(result)
+            except InputError as exc:
+                raise InputError(f"--predictive: {exc}") from None
+        if montecarlo:
+            n_iters = N_ITERS if args.n_iters is None else args.n_iters
+            result = FWECorrector(voxel_thresh=args.voxel_thresh, n_iters=n_iters,
+                                  seed=args.seed, chunk_iters=args.chunk_iters,
+                                  store=args.out).transform(result)
+    result.to_zarr(args.out)
     if args.nifti:
         result.save_nifti(args.nifti)
-    print(_summary(result, Path(args.input).name))
-    print(f"results: {Path(args.out).resolve()}"
-          + (f"  NIfTI maps: {Path(args.nifti).resolve()}" if args.nifti else ""))
+    name = Path(args.input).name
+    if args.predictive:
+        print(_predictive_summary(result, name))
+    if montecarlo:
+        print(_summary(result, name))
+    print(_where_written(args))
 
 
 def cmd_stability(args):
@@ -202,33 +299,61 @@ def _groups(args):
     """(group 1, group 2, their names) from two inputs, or one studyset and two ids files."""
     by_ids = args.ids1 is not None or args.ids2 is not None
     if by_ids and (len(args.inputs) != 1 or args.ids1 is None or args.ids2 is None):
-        raise InputError("subtract: give one studyset with both --ids1 and --ids2, "
+        raise InputError(f"{args.command}: give one studyset with both --ids1 and --ids2, "
                          "or two inputs without them")
     if by_ids:
         return (_coordinates(args.inputs[0], args, args.ids1),
                 _coordinates(args.inputs[0], args, args.ids2),
                 Path(args.ids1).name, Path(args.ids2).name)
     if len(args.inputs) != 2:
-        raise InputError(f"subtract: expected two inputs (group 1, group 2), got "
+        raise InputError(f"{args.command}: expected two inputs (group 1, group 2), got "
                          f"{len(args.inputs)}; or one studyset with --ids1 and --ids2")
     return (*(_coordinates(path, args) for path in args.inputs),
             *(Path(path).name for path in args.inputs))
 
 
-def cmd_subtract(args):
+def _subtraction(args, **params):
     from dmeta.subtraction import ALESubtraction
 
+    return ALESubtraction(n_iters=args.n_iters, seed=args.seed, chunk_iters=args.chunk_iters,
+                          tie_handling=args.tie_handling, **_kernel(args), **params)
+
+
+def _subtraction_fwe(args):
+    """The --fwe corrector, its nulls in the run's store; FWE options without --fwe are
+    refused rather than silently ignored."""
+    from dmeta.correct import FWECorrector
+
+    if not args.fwe:
+        given = [flag for flag, value in (("--fwe-target", args.fwe_target),
+                                          ("--vfwe-only", args.vfwe_only or None),
+                                          ("--voxel-thresh", args.voxel_thresh))
+                 if value is not None]
+        if given:
+            raise InputError(f"subtract: {', '.join(given)} set the FWE correction; add --fwe")
+        return None
+    voxel_thresh = VOXEL_THRESH if args.voxel_thresh is None else args.voxel_thresh
+    return FWECorrector(voxel_thresh=voxel_thresh, n_iters=args.n_iters,
+                        seed=args.seed, chunk_iters=args.chunk_iters, store=args.out,
+                        vfwe_only=args.vfwe_only, target=args.fwe_target or "pairwise")
+
+
+def cmd_subtract(args):
+    corrector = _subtraction_fwe(args)
     cset1, cset2, name1, name2 = _groups(args)
     with _cluster(args):
-        result = ALESubtraction(n_iters=args.n_iters, seed=args.seed,
-                                chunk_iters=args.chunk_iters, tie_handling=args.tie_handling,
-                                **_kernel(args)).fit(cset1, cset2)
+        # The corrector's voxel_thresh, so a bad one is refused before the permutations.
+        voxel_thresh = VOXEL_THRESH if corrector is None else corrector.voxel_thresh
+        result = _subtraction(args, voxel_thresh=voxel_thresh).fit(cset1, cset2)
+        if corrector is not None:
+            result = corrector.transform(result)
     result.to_zarr(args.out)
     if args.nifti:
         result.save_nifti(args.nifti)
     print(_subtraction_summary(result, name1, name2))
-    print(f"results: {Path(args.out).resolve()}"
-          + (f"  NIfTI maps: {Path(args.nifti).resolve()}" if args.nifti else ""))
+    if corrector is not None:
+        print(*_corrected_counts(result, "_corr-FWE_method-montecarlo"), sep="\n")
+    print(_where_written(args))
 
 
 def _subtraction_summary(result, name1, name2):
@@ -239,12 +364,72 @@ def _subtraction_summary(result, name1, name2):
             f"p < 0.05 ({n_iters} permutations)")
 
 
+def _corrected_counts(result, suffix):
+    """One line per corrected z map: how many voxels pass its level."""
+    for name in result.maps.data_vars:
+        if is_z_map(name) and name.endswith(suffix):
+            zmap = ZMap.of(name, result.maps)
+            yield f"{name}: {int(zmap.significant(result).sum())} voxels at {zmap.criterion}"
+
+
+def cmd_contrast(args):
+    from dmeta.ale import ALE
+    from dmeta.correct import FWECorrector
+    from dmeta.workflows import ContrastWorkflow
+
+    corrector = "fdr" if args.corrector == "fdr" else FWECorrector(
+        n_iters=args.n_iters, seed=args.seed, chunk_iters=args.chunk_iters)
+    # Built first: a bad --alpha is refused before any input is read.
+    workflow = ContrastWorkflow(ALE(**_kernel(args)), _subtraction(args), corrector,
+                                alpha=args.alpha, output_dir=args.nifti)
+    cset1, cset2, name1, name2 = _groups(args)
+    with _cluster(args):
+        result = workflow.fit(cset1, cset2)
+    result.to_zarr(args.out)
+    print(_contrast_summary(result, name1, name2, args.alpha))
+    print(_where_written(args))
+
+
+def _contrast_summary(result, name1, name2, alpha):
+    def count(name):
+        return int((result.get_map(name, "array") != 0).sum())
+
+    z = result.get_map("z_desc-contrast", "array")
+    return (f"{name1} vs {name2}: {count('z_desc-group1MainEffect')} and "
+            f"{count('z_desc-group2MainEffect')} voxels in the corrected main effects "
+            f"({count('z_desc-conjunction')} in both); contrast at p <= {alpha:g}: "
+            f"{int((z > 0).sum())} voxels with group 1 > group 2, {int((z < 0).sum())} with "
+            "group 2 > group 1")
+
+
+def cmd_scale(args):
+    from dmeta.scale import SCALE, scale_base_rate
+
+    try:
+        xyz = scale_base_rate(args.base_rate, unknown_space=args.unknown_space)
+    except InputError as exc:
+        raise InputError(f"--base-rate {exc}") from None
+    cset = _coordinates(args.input, args, args.ids)
+    with _cluster(args):
+        result = SCALE(xyz, n_iters=args.n_iters, seed=args.seed, chunk_iters=args.chunk_iters,
+                       store=args.out, **_kernel(args)).fit(cset)
+    result.to_zarr(args.out)
+    if args.nifti:
+        result.save_nifti(args.nifti)
+    zmap = ZMap.of("z", result.maps)
+    print(f"{Path(args.input).name}: max ALE {result.get_map('stat', 'array').max():.4f}, "
+          f"{int(zmap.significant(result).sum())} voxels at uncorrected {zmap.criterion} "
+          f"against a base rate of {len(xyz)} foci ({result.nulls.sizes['iteration']} null "
+          "datasets)")
+    print(_where_written(args))
+
+
 def cmd_demo(args):
     """The two-sample reference example (dmeta.demo), and where its outputs are."""
     from dmeta.demo import run_demo
 
     with _cluster(args):
-        demo = run_demo(args.out, n_iters=200 if _quick() else 5000)
+        demo = run_demo(args.out, n_iters=200 if _quick() else N_ITERS)
     for name, result in demo.groups.items():
         print(_summary(result, name))
     print(_subtraction_summary(demo.subtraction, *demo.groups))
@@ -268,8 +453,9 @@ def cmd_report(args):
     print(f"report: {report(open_result(args.store), args.html)}")
 
 
-COMMANDS = {"ale": cmd_ale, "subtract": cmd_subtract, "stability": cmd_stability,
-            "demo": cmd_demo, "report": cmd_report}
+COMMANDS = {"ale": cmd_ale, "subtract": cmd_subtract, "contrast": cmd_contrast,
+            "scale": cmd_scale, "stability": cmd_stability, "demo": cmd_demo,
+            "report": cmd_report}
 
 
 def _interrupt_on_sigterm():

@@ -35,8 +35,8 @@ class FWECorrector(DmetaBase):
     at random in-mask voxels, rebuilds ALE and keeps its maximum, its largest cluster and its
     heaviest cluster above the cluster-forming threshold (the ALE value with uncorrected
     p = ``voxel_thresh`` under the approximate null). On an :class:`~dmeta.ALESubtraction`
-    result: relabellings of the pooled analyses, keeping each one's maximum |difference| and
-    largest clusters above the quantile 1 - ``voxel_thresh`` of |difference| (``target``
+    result: relabellings of the pooled analyses, keeping each one's maximum absolute difference and
+    largest clusters above the quantile 1 - ``voxel_thresh`` of absolute difference (``target``
     chooses the contrast, the two main effects, or all).
 
     ``method="predictive"``: voxel- and cluster-level cutoffs predicted from the numbers of

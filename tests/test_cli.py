@@ -165,3 +165,117 @@ def test_help_is_plain_text(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "``" not in capsys.readouterr().out
+
+
+def _examples():
+    return [str(example_path(name)) for name in ("semantic_knowledge", "semantic_relatedness")]
+
+
+def test_ale_predictive_alone_or_beside_the_monte_carlo_null(client, tmp_path, capsys):
+    suffix = "corr-FWE_method-predictive"
+    assert main(["ale", _examples()[0], "--out", str(tmp_path / "p.zarr"), "--predictive"]) == 0
+    result = dmeta.open_result(tmp_path / "p.zarr")
+    assert f"z_desc-size_level-cluster_{suffix}" in result.maps
+    assert result.nulls is None and not any("montecarlo" in name for name in result.maps)
+    assert "voxels in clusters of at least" in capsys.readouterr().out
+
+    code, out = _run_ale(tmp_path, "--predictive", "--seed", "1")
+    assert code == 0
+    result = dmeta.open_result(out)
+    assert set(result.attrs["corrections"]) == {suffix, "corr-FWE_method-montecarlo"}
+    assert result.nulls.sizes["iteration"] == 20
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["--predictive", "--seed", "3"], ["--seed", "add --n-iters"]),
+    (["--predictive", "--sample-size", "20"], ["--predictive:", "pain_03.nidm-1", "have none"]),
+])
+def test_ale_predictive_bad_input(neurostore_export, tmp_path, capsys, argv, fragments):
+    out = tmp_path / "run.zarr"
+    assert main(["ale", str(neurostore_export), "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("dmeta: error:") and all(f in err for f in fragments), err
+    assert not out.exists()
+
+
+def test_subtract_fwe_keeps_its_nulls_in_the_run_store(client, tmp_path, capsys):
+    import zarr
+
+    out = tmp_path / "sub.zarr"
+    argv = ["subtract", *_examples(), "--out", str(out), "--fwe", "--fwe-target", "all",
+            "--n-iters", "30", "--chunk-iters", "10", "--seed", "2"]
+    assert main(argv) == 0
+    result = dmeta.open_result(out)
+    for desc in ("group1MinusGroup2_level-voxel", "group1MinusGroup2Size_level-cluster",
+                 "group1MinusGroup2Mass_level-cluster", "group1_level-voxel",
+                 "group2Mass_level-cluster"):
+        assert f"z_desc-{desc}_corr-FWE_method-montecarlo" in result.maps
+    assert result.nulls["max_cluster_size"].values.any()
+    stored = set(zarr.open_group(out, mode="r")["montecarlo"].group_keys())
+    assert {"fwe-group1", "fwe-group2"} <= stored
+    assert any(name.startswith("subtraction-cluster") for name in stored)
+    printed = capsys.readouterr().out
+    assert "z_desc-group1Size_level-cluster_corr-FWE_method-montecarlo:" in printed
+
+    assert main(argv) == 0  # resumes: every null is read back from the store
+    assert dmeta.open_result(out).nulls.identical(result.nulls)
+
+
+def test_subtract_fwe_options_need_fwe(tmp_path, capsys):
+    argv = ["subtract", *_examples(), "--out", str(tmp_path / "s.zarr"), "--vfwe-only"]
+    assert main(argv) == 2
+    assert "--vfwe-only set the FWE correction; add --fwe" in capsys.readouterr().err
+
+
+def test_contrast_of_two_inputs(client, tmp_path, capsys):
+    out = tmp_path / "contrast.zarr"
+    assert main(["contrast", *_examples(), "--out", str(out), "--n-iters", "20", "--seed", "1",
+                 "--alpha", "0.01", "--nifti", str(tmp_path / "maps")]) == 0
+    result = dmeta.open_result(out)
+    for name in ("z_desc-group1MainEffect", "z_desc-conjunction", "logp_desc-contrast"):
+        assert name in result.maps
+    assert result.tables["contrast_tab-metadata"]["alpha"].iloc[0] == 0.01
+    assert (tmp_path / "maps" / "boilerplate.txt").exists()
+    assert "contrast at p <= 0.01" in capsys.readouterr().out
+
+
+def test_contrast_of_two_groups_with_monte_carlo_main_effects(client, neurostore_export,
+                                                               tmp_path):
+    ids = [_ids_file(tmp_path / f"g{g}.txt", [f"pain_{i:02d}.nidm-1" for i in numbers])
+           for g, numbers in ((1, range(1, 11)), (2, range(11, 22)))]
+    out = tmp_path / "contrast.zarr"
+    assert main(["contrast", str(neurostore_export), "--ids1", str(ids[0]), "--ids2",
+                 str(ids[1]), "--out", str(out), "--corrector", "montecarlo", "--n-iters",
+                 "20", "--seed", "1", "--sample-size", "20"]) == 0
+    assert dmeta.open_result(out).tables["contrast_tab-metadata"]["corrector"].iloc[0] == \
+        "FWECorrector"
+
+
+@pytest.mark.parametrize("extra, fragments", [
+    (["--ids1", "MISSING", "--ids2", "MISSING"], ["missing.txt", "ids file not found"]),
+    (["--alpha", "2"], ["alpha must be a number in (0, 1)", "2.0"]),
+])
+def test_contrast_bad_input(neurostore_export, tmp_path, capsys, extra, fragments):
+    extra = [str(tmp_path / "missing.txt") if value == "MISSING" else value for value in extra]
+    inputs = [str(neurostore_export)] if "--ids1" in extra else _examples()
+    out = tmp_path / "contrast.zarr"
+    assert main(["contrast", *inputs, "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("dmeta: error:") and all(f in err for f in fragments), err
+    assert not out.exists()
+
+
+def test_scale_against_a_base_rate_and_its_report(client, tmp_path, capsys):
+    out = tmp_path / "scale.zarr"
+    argv = ["scale", _examples()[0], "--base-rate", str(example_path("pain")), "--out",
+            str(out), "--n-iters", "20", "--seed", "1"]
+    assert main(argv) == 0
+    result = dmeta.open_result(out)
+    assert result.attrs["estimator"] == "SCALE" and result.nulls.sizes["iteration"] == 20
+    assert "against a base rate of" in capsys.readouterr().out
+    assert main(["report", str(out), "--html", str(tmp_path / "html")]) == 0
+    assert "Langner, R." in (tmp_path / "html" / "index.html").read_text()
+
+    argv[argv.index("--base-rate") + 1] = str(tmp_path / "nowhere.json")
+    assert main(argv) == 2
+    assert "--base-rate" in capsys.readouterr().err

@@ -192,14 +192,94 @@ def test_report_sections_follow_the_result_contents(pairwise_result, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # nilearn on a tiny grid
         html = dmeta.report(pairwise_result, tmp_path).read_text()
-    for heading in ("Inputs", "Methods", "Maps", "Clusters", "Diagnostics", "Stability",
-                    "Other tables"):
+    for heading in ("Inputs", "Methods", "Group contrast", "Clusters", "Diagnostics",
+                    "Stability", "Other tables"):
         assert f"<h2>{heading}</h2>" in html
-    assert "Monte Carlo null" not in html
+    for absent in ("Monte Carlo null", "Predictive FWE cutoffs", "Balanced subtraction"):
+        assert absent not in html
     assert "Laird, A. R." in html and "Benjamini, Y., &amp; Hochberg" in html
     # the z map, the FocusCounter heatmap, the stability map and its histogram
     assert len(_img_sources(html)) == 4
     assert "group1" in html and "Sample sizes" in html
+
+
+def _section(html, heading):
+    return html.split(f"<h2>{heading}</h2>", 1)[1].split("<h2>", 1)[0]
+
+
+def _report(result, out_dir):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nilearn on a tiny grid
+        return dmeta.report(result, out_dir).read_text()
+
+
+@pytest.fixture
+def contrast_result(toy_space):
+    """A subtraction with FWE-corrected difference maps and a contrast workflow's gated maps,
+    made up on the toy grid: one significant cluster of the difference, nothing gated."""
+    n = toy_space.n_voxels
+    z = np.zeros(n, np.float32)
+    z[:5] = np.linspace(2.5, 3.5, 5)
+    fwe = "corr-FWE_method-montecarlo"
+    size = f"desc-group1MinusGroup2Size_level-cluster_{fwe}"
+    zeros = np.zeros(n, np.float32)
+    maps = {"z_desc-group1MinusGroup2": z, f"z_{size}": np.where(z > 0, 2.0, 0.0),
+            f"logp_{size}": np.where(z > 0, 2.0, 0.0),
+            f"z_desc-group1MinusGroup2_level-voxel_{fwe}": zeros,
+            f"logp_desc-group1MinusGroup2_level-voxel_{fwe}": zeros,
+            "z_desc-contrast": zeros, "logp_desc-contrast": zeros,
+            "z_desc-group1MainEffect": np.where(z > 0, z, 0.0), "z_desc-conjunction": zeros}
+    return MetaResult(maps, toy_space, tables={
+        "contrast_tab-metadata": pd.DataFrame([{"alpha": 0.01, "corrector": "FDRCorrector"}])})
+
+
+def test_contrast_maps_are_shown_at_their_level_with_their_clusters(contrast_result, tmp_path):
+    html = _report(contrast_result, tmp_path)
+    maps, contrast = _section(html, "Maps"), _section(html, "Group contrast")
+    assert "corr-FWE" not in maps and "MainEffect" not in maps
+    # the cluster-level map: its cluster, with the peak of the uncorrected difference
+    table = "<h3>Clusters of z_desc-group1MinusGroup2Size_level-cluster_corr-FWE_method-"
+    assert table in contrast and "PositiveTail 1" in contrast and ">3.5<" in contrast
+    assert "level-voxel_corr-FWE_method-montecarlo</code>: no voxel with corrected" in contrast
+    # the gated maps: every non-zero voxel, at the workflow's alpha
+    assert "alpha = 0.01" in contrast
+    assert "z_desc-group1MainEffect: 5 voxels surviving" in contrast
+    assert "<h3>Clusters of z_desc-group1MainEffect</h3>" in contrast
+    assert "z_desc-contrast</code>: no voxel surviving" in contrast
+    assert "<h3>contrast_tab-metadata</h3>" in contrast and "Other tables" not in html
+    # uncorrected difference, cluster-level difference, main effect
+    assert len(_img_sources(html)) == 3
+
+
+def test_predictive_cutoffs_section(knowledge_ale, fwe_result, tmp_path):
+    from dmeta.reporting.contents import survey
+    from dmeta.reporting.html import Page
+    from dmeta.reporting.sections import predictive
+
+    html = _report(dmeta.FWECorrector(method="predictive").transform(knowledge_ale), tmp_path)
+    record = html.split("<h2>Predictive FWE cutoffs</h2>", 1)[1]
+    assert "Frahm, L., Patil, K. R." in html  # cited by the methods text
+    assert "voxels passing" in record and "Monte Carlo" not in _section(html, "Maps")
+    assert "Monte Carlo critical value" not in record  # no null to compare with
+
+    both = dmeta.FWECorrector(method="predictive").transform(fwe_result)
+    body = predictive(Page(tmp_path, ""), both, survey(both))
+    assert "Monte Carlo critical value (30 iterations)" in body
+    cutoff = both.attrs["corrections"]["corr-FWE_method-predictive"]["cluster_size_cutoff"]
+    assert f"<td>{cutoff}</td>" in body
+
+
+def test_balanced_subtraction_lists_its_maps(toy_space, tmp_path):
+    n = toy_space.n_voxels
+    diff = np.zeros(n, np.float32)
+    diff[:4] = [0.01, -0.02, 0.03, 0.0]
+    result = MetaResult({"stat_desc-balancedGroup1MinusGroup2": diff,
+                         "prob_desc-group1": np.full(n, 0.5, np.float32)}, toy_space,
+                        attrs={"estimator": "BalancedALESubtraction"})
+    section = _section(_report(result, tmp_path), "Balanced subtraction")
+    assert section.index("stat_desc-balancedGroup1MinusGroup2") < section.index("prob_desc")
+    assert "<td>-0.02</td>" in section and "<td>0.5</td>" in section
+    assert "stat_desc-balancedGroup1MinusGroup2: 3 voxels non-zero (|value| &gt;" in section
 
 
 def test_chromium_install_script_is_idempotent(chromium):

@@ -33,9 +33,11 @@ def report(result: MetaResult, out_dir: str | os.PathLike,
     The page shows whatever the result holds: the analyses (and a glass brain of the foci
     when the result still has its estimator or a ``foci`` table), the methods text with
     references and parameters, every z map thresholded at its level (corrected p < 0.05,
-    uncorrected p < 0.001), cluster tables, diagnostic tables with heatmaps, Monte Carlo
-    null histograms with the critical and observed values, and stability maps with their
-    summary. Figures are embedded in the page and also written as PNG files.
+    uncorrected p < 0.001), a subtraction's corrected difference maps and a contrast
+    workflow's thresholded maps with their clusters, cluster tables, diagnostic tables with
+    heatmaps, predicted FWE cutoffs, Monte Carlo null histograms with the critical and
+    observed values, and stability maps with their summary. Figures are embedded in the page
+    and also written as PNG files.
 
     Parameters
     ----------

@@ -13,6 +13,15 @@ import numpy as np
 from dmeta.modeled_activation import OUTSIDE_TABLE
 from dmeta.results.thresholds import STABILITY_SUFFIX, ZMap, is_z_map  # shared with Jupyter
 
+#: Corrected maps of a subtraction's group difference start with this (e.g. its ``...Size``
+#: and ``...Mass`` cluster-level FWE maps).
+DIFFERENCE_Z = "z_desc-group1MinusGroup2"
+#: ContrastWorkflow's maps: thresholded at its alpha already (0 where a voxel did not
+#: survive), so they are shown where non-zero rather than at a level of their own.
+GATED_MAPS = ("z_desc-contrast", "z_desc-group1MainEffect", "z_desc-group2MainEffect",
+              "z_desc-conjunction")
+CONTRAST_TABLE = "contrast_tab-metadata"
+
 
 @dataclass
 class DiagnosticTable:
@@ -32,6 +41,9 @@ class Contents:
     foci: list = field(default_factory=list)
     outside_mask: list = field(default_factory=list)
     z_maps: list = field(default_factory=list)
+    contrast_maps: list = field(default_factory=list)
+    gated_maps: list = field(default_factory=list)
+    contrast_tables: list = field(default_factory=list)
     cluster_tables: list = field(default_factory=list)
     diagnostic_tables: list = field(default_factory=list)
     stability_maps: list = field(default_factory=list)
@@ -59,11 +71,14 @@ def survey(result):
     """
     maps = list(result.maps.data_vars)
     contents = Contents()
+    contents.gated_maps = [name for name in GATED_MAPS if name in maps]
     for name in maps:
         if name.endswith(STABILITY_SUFFIX):
             contents.stability_maps.append(name)
-        elif is_z_map(name):
-            contents.z_maps.append(ZMap.of(name, maps))
+        elif is_z_map(name) and name not in GATED_MAPS:
+            zmap = ZMap.of(name, maps)
+            difference = zmap.corrected and name.startswith(DIFFERENCE_Z)
+            (contents.contrast_maps if difference else contents.z_maps).append(zmap)
     # Corrected maps first: they are the results; uncorrected ones are context.
     contents.z_maps.sort(key=lambda z: not z.corrected)
     for name, table in result.tables.items():
@@ -73,6 +88,8 @@ def survey(result):
             contents.outside_mask.append(name)
         elif name.startswith("foci") and {"x", "y", "z"} <= set(table.columns):
             contents.foci.append(name)
+        elif name == CONTRAST_TABLE:
+            contents.contrast_tables.append(name)
         elif name.endswith("_tab-clust"):
             contents.cluster_tables.append(name)
         elif "_diag-" in name and "_tab-counts" in name:

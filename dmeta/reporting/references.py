@@ -30,6 +30,14 @@ REFERENCES = [
      "T., Bzdok, D., & Eickhoff, C. R. (2016). Behavior, sensitivity, and power of "
      "activation likelihood estimation characterized by massive empirical simulation. "
      "NeuroImage, 137, 70-85.")),
+    (("Langner et al\\.,[^)]*2014",),
+     ("Langner, R., Rottschy, C., Laird, A. R., Fox, P. T., & Eickhoff, S. B. (2014). "
+     "Meta-analytic connectivity modeling revisited: controlling for activation base rates. "
+     "NeuroImage, 99, 559-570.")),
+    (("Frahm et al\\.[^)]*2025",),
+     ("Frahm, L., Patil, K. R., Satterthwaite, T. D., Fox, P. T., Eickhoff, S. B., & Langner, "
+     "R. (2025). Predictive modeling of significance thresholding in activation likelihood "
+     "estimation meta-analysis. Imaging Neuroscience, 3, imag_a_00423.")),
     (("Nichols et al\\.,[^)]*2005", "[Cc]onjunction"),
      ("Nichols, T., Brett, M., Andersson, J., Wager, T., & Poline, J.-B. (2005). Valid "
      "conjunction inference with the minimum statistic. NeuroImage, 25(3), 653-660.")),

@@ -1,18 +1,24 @@
 """The report's sections: each reads one kind of content and returns HTML, or "" if absent.
 
 Sections take the :class:`~dmeta.reporting.contents.Contents` of the result, so what is shown
-follows from what the result holds, never from how it was made.
+follows from what the result holds, not from how it was made; the one exception is
+:func:`balanced`, whose maps have no settled names yet.
 """
 
 import numpy as np
 import pandas as pd
 
 from dmeta.clusters import supra_threshold_clusters
+from dmeta.diagnostics.tables import cluster_table
 from dmeta.reporting import figures
 from dmeta.reporting.contents import foci_sets, group_label
 from dmeta.reporting.html import code, definitions, escape, paragraph, table
 from dmeta.reporting.references import cited
-from dmeta.results.thresholds import CORRECTED_ALPHA
+from dmeta.results import MetaResult
+from dmeta.results.thresholds import CORRECTED_ALPHA, ZMap, is_z_map
+
+PREDICTIVE, MONTECARLO = "corr-FWE_method-predictive", "corr-FWE_method-montecarlo"
+BALANCED = "BalancedALESubtraction"
 
 NULL_LABELS = {
     "max_stat": ("Maximum ALE per iteration", "ALE"),
@@ -113,24 +119,64 @@ def _flatten(attrs, prefix=""):
 def maps(page, result, contents):
     """Each z map on axial slices, showing only the voxels significant at its level
     (:class:`~dmeta.results.thresholds.ZMap`, as in the Jupyter summary)."""
+    return "".join(_zmap_figure(page, result, zmap) for zmap in contents.z_maps)
+
+
+def _zmap_figure(page, result, zmap):
+    level = "corrected" if zmap.corrected else "uncorrected"
+    return _significant_figure(page, result, zmap.name, zmap.significant(result),
+                               f"with {level} {zmap.criterion}")
+
+
+def _significant_figure(page, result, name, significant, what):
+    """Axial slices of map ``name`` where ``significant``, or a sentence if nowhere."""
+    count = int(significant.sum())
+    if not count:
+        return f"<p>{code(name)}: no voxel {escape(what)}.</p>"
+    shown = np.where(significant, result.get_map(name, return_type="array"), 0.0)
+    shown = shown.astype(np.float32)
+    threshold = 0.999 * float(np.abs(shown[significant]).min())
+    fig = figures.stat_map(result.space.to_image(shown), name, threshold,
+                           vmax=float(np.abs(shown).max()))
+    symbol = "z" if is_z_map(name) else "value"
+    caption = f"{name}: {count} voxels {what} (|{symbol}| > {threshold:.2f})."
+    return page.figure(f"map_{name}", fig, caption)
+
+
+def contrast(page, result, contents):
+    """The group difference's corrected maps and the contrast workflow's thresholded maps,
+    each with a table of its clusters."""
     parts = []
-    for zmap in contents.z_maps:
-        z = result.get_map(zmap.name, return_type="array")
+    for zmap in contents.contrast_maps:
         significant = zmap.significant(result)
-        level = "corrected" if zmap.corrected else "uncorrected"
-        count = int(significant.sum())
-        if not count:
-            parts.append(f"<p>{code(zmap.name)}: no voxel with {level} "
-                         f"{escape(zmap.criterion)}.</p>")
-            continue
-        shown = np.where(significant, z, 0.0).astype(np.float32)
-        threshold = 0.999 * float(np.abs(shown[significant]).min())
-        fig = figures.stat_map(result.space.to_image(shown), zmap.name, threshold,
-                               vmax=float(np.abs(shown).max()))
-        caption = (f"{zmap.name}: {count} voxels with {level} {zmap.criterion} "
-                   f"(|z| > {threshold:.2f}).")
-        parts.append(page.figure(f"map_{zmap.name}", fig, caption))
+        parts += [_zmap_figure(page, result, zmap),
+                  _clusters_of(result, zmap.name, significant)]
+    if contents.gated_maps:
+        alphas = [result.tables[name]["alpha"].iloc[0] for name in contents.contrast_tables]
+        at = f" at alpha = {alphas[0]:g}" if alphas else ""
+        parts.append(paragraph(
+            f"Each group's main effect was corrected and thresholded{at}; the contrast was "
+            "tested only where a main effect survived (group 1 > group 2 within group 1's, "
+            "group 2 > group 1 within group 2's) and thresholded at the same alpha; the "
+            "conjunction is the voxelwise minimum of the two main effects. These maps are "
+            "0 where a voxel did not survive, so every non-zero voxel is shown."))
+        for name in contents.gated_maps:
+            significant = result.get_map(name, return_type="array") != 0
+            parts += [_significant_figure(page, result, name, significant, "surviving"),
+                      _clusters_of(result, name, significant)]
+    parts += [table(result.tables[name], name) for name in contents.contrast_tables]
     return "".join(parts)
+
+
+def _clusters_of(result, name, significant):
+    """Clusters of the voxels shown for ``name`` (peaks of a cluster-level map from its
+    uncorrected map), unless a diagnostic's table of them is in the Clusters section."""
+    if not significant.any() or f"{name}_tab-clust" in result.tables:
+        return ""
+    shown = np.where(significant, result.get_map(name, return_type="array"), 0.0)
+    only_shown = result.maps.assign({name: ("voxel", shown.astype(np.float32))})
+    frame, _ = cluster_table(MetaResult(only_shown, result.space), name)
+    return table(frame, f"Clusters of {name}")
 
 
 def clusters(page, result, contents):
@@ -164,7 +210,7 @@ def nulls(page, result, contents):
         values = result.nulls[name].values
         title, xlabel = NULL_LABELS.get(name, (name, name))
         # Exceeding the (1 - alpha) quantile of the maxima is significant at FWE alpha.
-        critical = float(np.quantile(values, 1 - CORRECTED_ALPHA))
+        critical = _critical(values)
         lines = [(critical, f"FWE p < {CORRECTED_ALPHA:g} critical value", "tab:red")]
         observed = _observed(result, name)
         if observed is not None:
@@ -175,6 +221,72 @@ def nulls(page, result, contents):
         fig = figures.null_histogram(values, title, xlabel, lines)
         parts.append(page.figure(f"null_{name}", fig,
                                  f"{title} over {len(values)} Monte Carlo iterations."))
+    return "".join(parts)
+
+
+def _critical(values):
+    """FWE critical value of a null of maxima: exceeding its (1 - alpha) quantile is
+    significant at FWE alpha."""
+    return float(np.quantile(values, 1 - CORRECTED_ALPHA))
+
+
+def predictive(page, result, contents):
+    """The FWE cutoffs predicted instead of a Monte Carlo null, what passes them, and the
+    Monte Carlo critical values when the result has a null as well."""
+    corrections = result.attrs.get("corrections", {})
+    record, montecarlo = corrections.get(PREDICTIVE), corrections.get(MONTECARLO)
+    if record is None:
+        return ""
+    levels = {"Voxel level (ALE)": ("level-voxel", record["voxel_cutoff"], "max_stat"),
+              "Cluster size (voxels)": ("desc-size_level-cluster",
+                                        record["cluster_size_cutoff"], "max_cluster_size")}
+    null = result.nulls if montecarlo else None
+    same_clusters = montecarlo and not montecarlo["vfwe_only"] and (
+        montecarlo["voxel_thresh"] == record["voxel_thresh"])
+    rows = []
+    for label, (level, cutoff, null_name) in levels.items():
+        passing = ZMap.of(f"z_{level}_{PREDICTIVE}", result.maps).significant(result)
+        row = {"level": label, "predicted cutoff": cutoff, "voxels passing": int(passing.sum())}
+        if null is not None:
+            comparable = null_name == "max_stat" or same_clusters
+            row[f"Monte Carlo critical value ({null.sizes['iteration']} iterations)"] = (
+                _critical(null[null_name].values) if comparable else None)
+        rows.append(row)
+    text = paragraph(
+        "Family-wise error cutoffs predicted from the numbers of experiments, subjects and "
+        "foci by the XGBoost models of Frahm et al. (2025), trained on datasets of 10 to 150 "
+        "experiments, instead of a Monte Carlo null. Clusters are formed at uncorrected "
+        f"p < {record['voxel_thresh']:g} (ALE > {record['cluster_forming_stat']:.4g}). A "
+        "cutoff gives no corrected p-value: the predictive maps keep the uncorrected values "
+        "where a voxel passes, and 0 (p = 1) elsewhere.")
+    return text + table(pd.DataFrame(rows).set_index("level"))
+
+
+def balanced(page, result, contents):
+    """Every map of a balanced subtraction with its range; its ``desc-balanced`` maps drawn.
+
+    Read from the estimator's name, unlike other sections: the balanced subtraction's map
+    names are not settled yet, so its maps are listed whatever they are called.
+    """
+    if result.attrs.get("estimator") != BALANCED:
+        return ""
+    names = sorted(result.maps.data_vars, key=lambda n: "desc-balanced" not in n)
+    rows = []
+    for name in names:
+        values = result.get_map(name, return_type="array")
+        finite = values[np.isfinite(values)]
+        rows.append({"map": name, "min": finite.min() if finite.size else None,
+                     "max": finite.max() if finite.size else None,
+                     "non-zero voxels": int((finite != 0).sum())})
+    parts = [paragraph(
+        "A balanced subtraction compares the groups through random subsamples of equal size, "
+        "so that the larger group does not win wherever both converge. The result's maps, "
+        "with their ranges over the mask (desc-balanced maps first and drawn below):"),
+        table(pd.DataFrame(rows).set_index("map"))]
+    for name in names:
+        significant = np.nan_to_num(result.get_map(name, return_type="array")) != 0
+        if "desc-balanced" in name and significant.any():
+            parts.append(_significant_figure(page, result, name, significant, "non-zero"))
     return "".join(parts)
 
 
@@ -219,8 +331,11 @@ SECTIONS = [
     ("Inputs", inputs),
     ("Methods", methods),
     ("Maps", maps),
+    ("Group contrast", contrast),
+    ("Balanced subtraction", balanced),
     ("Clusters", clusters),
     ("Diagnostics", diagnostics),
+    ("Predictive FWE cutoffs", predictive),
     ("Monte Carlo null", nulls),
     ("Stability", stability),
     ("Other tables", other_tables),

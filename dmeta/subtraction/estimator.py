@@ -42,7 +42,7 @@ class ALESubtraction(DmetaBase):
     only where ``inference_map1 > 0``, group 2 > group 1 only where ``inference_map2 > 0``;
     elsewhere p = 1 and z = 0.
 
-    The fit also keeps the voxel-level FWE null (each relabelling's maximum |difference|)
+    The fit also keeps the voxel-level FWE null (each relabelling's maximum absolute difference)
     in ``result.nulls``, and with ``vfwe_only=False`` the cluster size and mass nulls at
     ``voxel_thresh``: :class:`~dmeta.FWECorrector` uses them when its parameters match.
 
@@ -67,7 +67,7 @@ class ALESubtraction(DmetaBase):
     %(mask)s
     voxel_thresh : float
         Cluster-forming threshold as an uncorrected p (the quantile 1 - ``voxel_thresh`` of
-        |difference| over relabellings and voxels), for the cluster nulls.
+        absolute difference over relabellings and voxels), for the cluster nulls.
     vfwe_only : bool
         Keep only the voxel-level FWE null (default, as NiMARE); False also computes the
         cluster size and mass nulls during the fit.
@@ -216,7 +216,7 @@ def _group_tables(groups):
 
 
 def voxel_null(max_abs, seed):
-    """The voxel-level FWE null of a fit: each relabelling's maximum |difference|."""
+    """The voxel-level FWE null of a fit: each relabelling's maximum absolute difference."""
     zeros = np.zeros_like(max_abs)
     return xr.Dataset(
         {"max_stat": ("iteration", max_abs), "max_cluster_size": ("iteration", zeros),

@@ -1,13 +1,14 @@
 """Family-wise error nulls of an ALE difference, without holding (relabelling x voxel).
 
 NiMARE keeps every relabelling's difference map on disk to take the cluster-forming threshold
-(a quantile of |difference| over relabellings and voxels) and then label each map. Here the
-relabellings run twice, each time regenerated from its seed: a first pass counts |difference|
-in a histogram of float32 bins (2**12 per octave) from which the quantile is read; a second
-labels each relabelling's clusters above it. Both passes are Monte Carlo blocks
-(``dmeta.montecarlo.run_null``), so they resume from a store like any null; more relabellings
-extend the histogram pass, but move the threshold, so the cluster pass runs again. The
-quantile's bin is at most 2.4e-4 of its value wide, far below its Monte Carlo error.
+(a quantile of the absolute difference over relabellings and voxels) and then label each map.
+Here the relabellings run twice, each time regenerated from its seed: a first pass counts
+absolute differences in a histogram of float32 bins (2**12 per octave) from which the
+quantile is read; a second labels each relabelling's clusters above it. Both passes are Monte
+Carlo blocks (``dmeta.montecarlo.run_null``), so they resume from a store like any null; more
+relabellings extend the histogram pass, but move the threshold, so the cluster pass runs
+again. The quantile's bin is at most 2.4e-4 of its value wide, far below its Monte Carlo
+error.
 """
 
 import hashlib
@@ -39,8 +40,8 @@ class DifferenceNullPlan:
         Each voxel's index in the C-ordered volume of ``shape``.
     shape : tuple of int
     level : float, optional
-        With ``histogram``: the lowest |difference| counted. Without: the cluster-forming
-        threshold. None: only each relabelling's maximum |difference|.
+        With ``histogram``: the lowest absolute difference counted. Without: the cluster-forming
+        threshold. None: only each relabelling's maximum absolute difference.
     histogram : bool
     """
 
@@ -50,7 +51,7 @@ class DifferenceNullPlan:
         self.flat = np.asarray(flat, dtype=np.int64)
         self.shape = np.asarray(shape, dtype=np.int64)
         self.level = -1.0 if level is None else float(level)
-        # Sums past the cuts have |difference| >= level; voxels whose pooled ALE is below
+        # Sums past the cuts have absolute difference >= level; voxels whose pooled ALE is below
         # the level never get there, and need no cut.
         self.cut_up, self.cut_lo = np.full(lc.n_voxels, -np.inf), np.full(lc.n_voxels, np.inf)
         if level is not None:
@@ -108,7 +109,7 @@ def quantile_from_histogram(hist, edges, n_values, q):
 
 
 def pilot_level(lc, n_group1, voxel_thresh):
-    """A |difference| safely below the cluster-forming threshold, from a few relabellings.
+    """A absolute difference safely below the cluster-forming threshold, from a few relabellings.
 
     Only relabellings above it need an exp in the histogram pass. The pilot's relabellings
     are fixed, and the threshold does not depend on the level as long as it is below it.
@@ -127,11 +128,11 @@ def difference_nulls(lc, n_group1, flat, shape, n_iters, voxel_thresh, vfwe_only
     Returns
     -------
     nulls : xarray.Dataset
-        ``max_stat`` (maximum |difference|), ``max_cluster_size``, ``max_cluster_mass``
+        ``max_stat`` (maximum absolute difference), ``max_cluster_size``, ``max_cluster_mass``
         (0 with ``vfwe_only``) over ``iteration``; ``attrs["seed"]``.
     thresh : float or None
-        The cluster-forming |difference|: NiMARE's quantile 1 - ``voxel_thresh`` of
-        |difference| over every relabelling and voxel.
+        The cluster-forming absolute difference: NiMARE's quantile 1 - ``voxel_thresh`` of
+        absolute difference over every relabelling and voxel.
     """
     if vfwe_only:
         plan = DifferenceNullPlan(lc, n_group1, flat, shape)
@@ -140,7 +141,7 @@ def difference_nulls(lc, n_group1, flat, shape, n_iters, voxel_thresh, vfwe_only
     for level in (pilot_level(lc, n_group1, voxel_thresh), 0.0):
         plan = DifferenceNullPlan(lc, n_group1, flat, shape, level, histogram=True)
         nulls, hist = run_null(plan, n_iters, seed, chunk_iters, store,
-                               f"subtraction-histogram-{level!r}")
+                               f"subtraction-histogram-{float(level)!r}")
         seed = int(nulls.attrs["seed"])
         thresh = quantile_from_histogram(hist, plan.bin_edges(), n_iters * lc.n_voxels,
                                          1.0 - voxel_thresh)
@@ -150,7 +151,7 @@ def difference_nulls(lc, n_group1, flat, shape, n_iters, voxel_thresh, vfwe_only
     # More relabellings move the threshold: the cluster pass of another one is another null.
     plan = DifferenceNullPlan(lc, n_group1, flat, shape, thresh)
     nulls, _ = run_null(plan, n_iters, seed, chunk_iters, store,
-                        f"subtraction-cluster-{thresh!r}")
+                        f"subtraction-cluster-{float(thresh)!r}")
     return nulls, float(thresh)
 
 

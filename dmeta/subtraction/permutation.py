@@ -85,7 +85,7 @@ def _permuted_counts(seed, start, stop, n_group1, lc, upper_thresh, lower_thresh
 
 def permutation_tail_counts(lc, n_group1, upper_thresh, lower_thresh, n_iters, seed=None,
                             chunk_iters=None):
-    """Tail counts per voxel and maximum |difference| per relabelling, as Dask tasks.
+    """Tail counts per voxel and maximum absolute difference per relabelling, as Dask tasks.
 
     One task per block of relabellings (over every voxel: a task of a few tens of
     milliseconds already pays its scheduling); counts are added up as tasks finish. The
@@ -110,7 +110,7 @@ def permutation_tail_counts(lc, n_group1, upper_thresh, lower_thresh, n_iters, s
     upper, lower : (n_voxels,) int64
         Relabellings whose difference is >= / <= the observed one.
     max_abs : (n_iters,) float64
-        Each relabelling's maximum |difference| (the voxel-level FWE null).
+        Each relabelling's maximum absolute difference (the voxel-level FWE null).
     seed : int
         The root seed used.
     """
