@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "ALE": "dmeta.ale",
     "ALESubtraction": "dmeta.subtraction",
+    "BalancedALESubtraction": "dmeta.subtraction.balanced",
     "CBMAWorkflow": "dmeta.workflows",
     "ContrastWorkflow": "dmeta.workflows",
     "CoordinateSet": "dmeta.coordinates",

@@ -32,6 +32,15 @@ def toy_space() -> Space:
     return Space(mask, affine, name="toy")
 
 
+@pytest.fixture(scope="session")
+def toy_groups(toy_space):
+    """Two small groups on the toy grid (5 and 4 analyses)."""
+    from toy_sets import toy_cset
+
+    rng = np.random.default_rng(7)
+    return toy_cset(toy_space, rng, 5, "a", "g1.txt"), toy_cset(toy_space, rng, 4, "b", "g2.txt")
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20240611)

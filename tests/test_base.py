@@ -6,7 +6,7 @@ import pytest
 import dmeta
 from dmeta.base import DmetaBase
 from dmeta.errors import InputError
-from test_subtraction import _cset
+from toy_sets import toy_cset
 
 # Each public class with one parameter changed from its default.
 CHANGED = [
@@ -59,7 +59,7 @@ def test_workflow_resolves_parameters_set_after_construction():
 
 @pytest.fixture(scope="module")
 def unfitted_result(toy_space):
-    cset = _cset(toy_space, np.random.default_rng(3), 5, "a", "toy.txt")
+    cset = toy_cset(toy_space, np.random.default_rng(3), 5, "a", "toy.txt")
     result = dmeta.ALE(mask=toy_space.mask_img).fit(cset)
     result.estimator = dmeta.ALE(mask=toy_space.mask_img)
     return result
@@ -78,7 +78,7 @@ BAD_INTS = [0, -1, 2.5, "100", True]
 @pytest.fixture(scope="module")
 def two_csets(toy_space):
     rng = np.random.default_rng(5)
-    return (_cset(toy_space, rng, 4, "a", "a.txt"), _cset(toy_space, rng, 4, "b", "b.txt"))
+    return (toy_cset(toy_space, rng, 4, "a", "a.txt"), toy_cset(toy_space, rng, 4, "b", "b.txt"))
 
 
 @pytest.fixture

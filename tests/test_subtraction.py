@@ -25,23 +25,9 @@ N_ITERS = 60
 MODES = ("exact", "nimare")
 
 
-def _cset(space, rng, n, prefix, source):
-    """``n`` analyses with 1-3 foci at random in-mask voxels of ``space``."""
-    ids, foci = [], []
-    for a in range(n):
-        ids.append(f"{prefix}{a}-1")
-        for ijk in space.ijk[rng.integers(space.n_voxels, size=rng.integers(1, 4))]:
-            foci.append((ids[-1], *space.ijk_to_mm(ijk[None])[0]))
-    analyses = pd.DataFrame({"id": ids, "study_id": [i[:-2] for i in ids], "analysis_id": "1",
-                             "sample_size": rng.integers(8, 30, size=n)})
-    return dmeta.CoordinateSet(analyses, pd.DataFrame(foci, columns=["id", "x", "y", "z"]),
-                               source=source)
-
-
 @pytest.fixture(scope="module")
-def groups(toy_space):
-    rng = np.random.default_rng(7)
-    return _cset(toy_space, rng, 5, "a", "g1.txt"), _cset(toy_space, rng, 4, "b", "g2.txt")
+def groups(toy_groups):
+    return toy_groups
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 
 import dmeta
 from dmeta.errors import InputError
-from test_subtraction import _cset
+from toy_sets import toy_cset
 
 
 class RecordingDiagnostic:
@@ -30,7 +30,7 @@ class RecordingDiagnostic:
 @pytest.fixture(scope="module")
 def groups(toy_space):
     rng = np.random.default_rng(11)
-    return _cset(toy_space, rng, 6, "a", "g1.txt"), _cset(toy_space, rng, 5, "b", "g2.txt")
+    return toy_cset(toy_space, rng, 6, "a", "g1.txt"), toy_cset(toy_space, rng, 5, "b", "g2.txt")
 
 
 def test_pairwise_fdr_names_as_in_reference(client, toy_space, groups):
@@ -90,3 +90,85 @@ def test_focus_counter_in_pairwise_workflow(client, knowledge):
 def test_bad_arguments(kwargs, match):
     with pytest.raises(InputError, match=match):
         dmeta.PairwiseCBMAWorkflow(**kwargs)
+
+
+# -- ContrastWorkflow ----------------------------------------------------------------------
+
+CONTRAST_ITERS = 100
+
+
+@pytest.fixture(scope="module")
+def contrasts(client):
+    """dmeta's and NiMARE 0.22.1's ContrastWorkflow on knowledge vs relatedness (FDR)."""
+    pytest.importorskip("nimare")
+    from nimare.meta.cbma import ALE as NiMAREALE
+    from nimare.meta.cbma import ALESubtraction as NiMAREALESubtraction
+    from nimare.workflows.cbma import ContrastWorkflow as NiMAREContrastWorkflow
+
+    from nimare_reference import nimare_dataset
+
+    names = ("semantic_knowledge", "semantic_relatedness")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = dmeta.ContrastWorkflow(pairwise_estimator=dmeta.ALESubtraction(
+            n_iters=CONTRAST_ITERS, seed=1, tie_handling="nimare")).fit(
+            *(dmeta.datasets.load_example(n) for n in names))
+        mask = ours.space.mask_img
+        theirs = NiMAREContrastWorkflow(
+            main_estimator=NiMAREALE(mask=mask),
+            pairwise_estimator=NiMAREALESubtraction(n_iters=CONTRAST_ITERS, mask=mask),
+        ).fit(*(nimare_dataset(n, ours.space) for n in names))
+    return ours, theirs
+
+
+def test_contrast_main_effects_equal_nimare(contrasts):
+    """Same corrected main effects, hence the same gates and conjunction, bit for bit."""
+    ours, theirs = contrasts
+    for name in ("z_desc-group1MainEffect", "z_desc-group2MainEffect", "z_desc-conjunction"):
+        np.testing.assert_array_equal(ours.get_map(name, "array"),
+                                      np.asarray(theirs.maps[name], dtype=np.float32))
+    assert (ours.get_map("z_desc-conjunction", "array") > 0).sum() > 100
+
+
+def test_contrast_is_tested_where_nimare_tests_it(contrasts):
+    """The gated region, from NiMARE's main effects and difference: outside it dmeta's
+    p = 1 and z = 0, inside it z has the gate's direction; the thresholded contrast stays
+    inside (its p-values are Monte Carlo estimates, each tool with its own relabellings)."""
+    ours, theirs = contrasts
+    diff = np.asarray(theirs.maps["stat_desc-group1MinusGroup2"])
+    up = (np.asarray(theirs.maps["z_desc-group1MainEffect"]) > 0) & (diff > 0)
+    down = (np.asarray(theirs.maps["z_desc-group2MainEffect"]) > 0) & (diff < 0)
+    p = ours.get_map("p_desc-group1MinusGroup2", "array")
+    z = ours.get_map("z_desc-group1MinusGroup2", "array")
+    assert up.any() and down.any()
+    assert (p[~(up | down)] == 1).all() and (z[~(up | down)] == 0).all()
+    assert (z[up] >= 0).all() and (z[down] <= 0).all() and (p[up | down] < 1).mean() > 0.9
+    contrast = ours.get_map("z_desc-contrast", "array") != 0
+    assert contrast.any() and not (contrast & ~(up | down)).any()
+    p = ours.get_map("p_desc-contrast", "array")
+    assert (p[contrast] <= 0.05).all() and (p[~contrast] == 1).all()
+    assert set(ours.tables["contrast_tab-metadata"].columns) == {
+        "alpha", "main_estimator", "pairwise_estimator", "corrector"}
+
+
+def test_contrast_bad_alpha():
+    with pytest.raises(InputError, match="alpha must be a number in"):
+        dmeta.ContrastWorkflow(alpha=1.5)
+
+
+def test_thresholded_main_effect_prefers_cluster_fwe():
+    """NiMARE's order: cluster size before mass before voxel level; FWE before FDR; a z map
+    is thresholded by its p twin, or its logp twin (>= -log10 alpha)."""
+    from dmeta.space import Space
+    from dmeta.workflows import thresholded_main_effect
+
+    space = Space(np.ones((2, 2, 1), bool), np.eye(4))
+    z = np.array([3.0, 2.0, 1.0, 0.5], np.float32)
+    maps = {"z": z,
+            "z_desc-size_level-cluster_corr-FWE_method-montecarlo": z,
+            "logp_desc-size_level-cluster_corr-FWE_method-montecarlo": np.array(
+                [3, 1.5, 1.0, 0], np.float32),
+            "z_corr-FDR_method-indep": z * 2,
+            "p_corr-FDR_method-indep": np.array([0.01, 0.01, 0.01, 0.01], np.float32)}
+    gate = thresholded_main_effect(dmeta.MetaResult(maps, space), 0.05)
+    np.testing.assert_array_equal(gate, [3.0, 2.0, 0.0, 0.0])

@@ -256,13 +256,16 @@ def tail_thresholds(total, observed):
         if not t < 0:
             continue
         x = 0.5 * (np.sqrt(d * d + 4.0 * np.exp(t)) - d)
-        root, width = np.log(x), 1e-12 / (x + np.exp(t) / x)
+        # The root, and a change of a that moves f by 1e-14 (f' = -(x + e^T / x)).
+        root, width = np.log(x), 1e-14 / (x + np.exp(t) / x)
         # f(T - 1) > e - 1 and f(1) < 1 - e: a bracket for every difference of two ALEs.
         k_up = _bisect(root - width, root + width, t - 1.0, 1.0, t, d, False, floats, ints)[0]
         upper[v] = _from_key(k_up, floats, ints)
-        # Next to the last a with f >= d comes the first with f <= d, unless f = d on a run.
+        # Next to the last a with f >= d comes the first with f <= d, unless f = d on a run
+        # (most voxels: f is flat over a few float64 steps of a).
         k_lo = k_up + 1
         if difference(upper[v], t) == d:
-            k_lo = _bisect(t - 1.0, upper[v], t - 1.0, 1.0, t, d, True, floats, ints)[1]
+            k_lo = _bisect(upper[v] - width, upper[v], t - 1.0, 1.0, t, d, True, floats,
+                           ints)[1]
         lower[v] = _from_key(k_lo, floats, ints)
     return upper, lower

@@ -124,7 +124,7 @@ class ALESubtraction(DmetaBase):
             grid; group 1 > group 2 is tested where the first is > 0, group 2 > group 1
             where the second is.
         """
-        _check_groups(cset1, cset2)
+        check_groups(cset1, cset2, "ALESubtraction")
         check_run_params(self.seed, n_iters=self.n_iters, chunk_iters=self.chunk_iters)
         check_choice("tie_handling", self.tie_handling, TIE_HANDLING)
         check_p("voxel_thresh", self.voxel_thresh)
@@ -305,10 +305,11 @@ def _tested_voxels(gates, restrict):
     return np.flatnonzero(union) if restrict else None
 
 
-def _check_groups(cset1, cset2):
+def check_groups(cset1, cset2, estimator):
+    """InputError unless the two groups are non-empty, disjoint coordinate sets."""
     for label, cset in (("group 1", cset1), ("group 2", cset2)):
         if not isinstance(cset, CoordinateSet):
-            raise InputError(f"ALESubtraction.fit expects two dmeta.CoordinateSet; {label} is "
+            raise InputError(f"{estimator}.fit expects two dmeta.CoordinateSet; {label} is "
                              f"a {type(cset).__name__}")
         if len(cset) == 0:
             raise InputError(f"{label} ({cset.source or 'coordinate set'}) has no analyses")
