@@ -71,27 +71,51 @@ def _raise_max(max_abs, acc, total, b, floor):
 @numba.njit(cache=True)
 def tail_counts(indicators, indptr, indices, data, upper, lower, total, bound):
     """Per voxel, relabellings with difference >= / <= the observed one; and each
-    relabelling's maximum |difference|.
+    relabelling's maximum absolute difference.
+
+    The sums are :func:`voxel_sums`' (same order, same bits), with the comparisons folded
+    into the last analysis's pass rather than a pass of their own.
 
     Returns ``counts`` (2, voxels) int64 and ``max_abs`` (relabellings,) float64.
     """
     n_voxels = indptr.shape[0] - 1
+    n_perm = indicators.shape[1]
     counts = np.zeros((2, n_voxels), dtype=np.int64)
-    max_abs = np.zeros(indicators.shape[1])
+    max_abs = np.zeros(n_perm)
     floor = 0.0
-    acc = np.empty(indicators.shape[1])
+    acc = np.zeros(n_perm)
     for v in range(n_voxels):
-        voxel_sums(indicators, indptr, indices, data, v, acc)
+        first, stop = indptr[v], indptr[v + 1]
         up, lo = upper[v], lower[v]
+        if first == stop:  # a = 0 in every relabelling
+            counts[0, v] = n_perm * (0.0 <= up)
+            counts[1, v] = n_perm * (0.0 >= lo)
+            continue
         n_up = 0
         n_lo = 0
-        for p in range(acc.shape[0]):
-            n_up += acc[p] <= up
-            n_lo += acc[p] >= lo
+        row, value = indicators[indices[first]], data[first]
+        if stop - first == 1:
+            for p in range(n_perm):
+                a = row[p] * value
+                acc[p] = a
+                n_up += a <= up
+                n_lo += a >= lo
+        else:
+            for p in range(n_perm):
+                acc[p] = row[p] * value
+            for j in range(first + 1, stop - 1):
+                row, value = indicators[indices[j]], data[j]
+                for p in range(n_perm):
+                    acc[p] += row[p] * value
+            row, value = indicators[indices[stop - 1]], data[stop - 1]
+            for p in range(n_perm):
+                a = acc[p] + row[p] * value
+                acc[p] = a
+                n_up += a <= up
+                n_lo += a >= lo
         counts[0, v] = n_up
         counts[1, v] = n_lo
-        if indptr[v] < indptr[v + 1]:
-            floor = _raise_max(max_abs, acc, total[v], bound[v], floor)
+        floor = _raise_max(max_abs, acc, total[v], bound[v], floor)
     return counts, max_abs
 
 
