@@ -71,21 +71,32 @@ FWE_NULLS = {"max_stat": "values_level-voxel_corr-fwe_method-montecarlo",
              "max_cluster_mass": "values_desc-mass_level-cluster_corr-fwe_method-montecarlo"}
 
 
-@pytest.fixture(scope="module")
-def fwe_fits(client):
+def _fwe_groups(pair, space):
+    """Both tools' groups: knowledge vs relatedness, or pain's first 11 analyses vs the rest."""
+    if pair == "reference":
+        names = ("semantic_knowledge", "semantic_relatedness")
+        return ([dmeta.datasets.load_example(n) for n in names],
+                [nimare_dataset(n, space) for n in names])
+    cset, dataset = dmeta.datasets.load_example("pain"), nimare_dataset("pain", space)
+    halves = (cset.ids[:11], cset.ids[11:])
+    assert sorted(cset.ids) == sorted(dataset.ids)
+    return [cset.select(h) for h in halves], [dataset.slice(list(h)) for h in halves]
+
+
+@pytest.fixture(scope="module", params=["reference", "pain"])
+def fwe_fits(client, space, request):
     """Both tools' vfwe_only=False subtractions, corrected (each reuses its fit's nulls)."""
     from nimare.correct import FWECorrector as NiMAREFWECorrector
 
-    names = ("semantic_knowledge", "semantic_relatedness")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        csets, datasets = _fwe_groups(request.param, space)
         ours = dmeta.ALESubtraction(n_iters=FWE_ITERS, seed=0, vfwe_only=False,
-                                    tie_handling="nimare").fit(
-            *(dmeta.datasets.load_example(n) for n in names))
+                                    tie_handling="nimare").fit(*csets)
         ours = dmeta.FWECorrector(n_iters=FWE_ITERS).transform(ours)
         estimator = NiMAREALESubtraction(n_iters=FWE_ITERS, vfwe_only=False,
                                          mask=ours.space.mask_img)
-        theirs = estimator.fit(*(nimare_dataset(n, ours.space) for n in names))
+        theirs = estimator.fit(*datasets)
         theirs = NiMAREFWECorrector(method="montecarlo", n_iters=FWE_ITERS,
                                     vfwe_only=False).transform(theirs)
     return ours, theirs, estimator.null_distributions_
