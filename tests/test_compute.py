@@ -209,6 +209,8 @@ def test_ctrl_c_still_raises_keyboardinterrupt_after_jobqueue_import():
     # 0, no KeyboardInterrupt); dmeta.compute undoes that.
     code = (
         "import os, signal, time\n"
+        # As an interactive Python starts: a shell's background job inherits SIGINT ignored.
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from dmeta.compute import _import_jobqueue\n"
         "_import_jobqueue()\n"
         "try:\n"

@@ -435,3 +435,12 @@ def test_inference_map_errors(toy_space, groups, tmp_path):
 def test_bad_voxel_thresh(toy_space, groups, bad):
     with pytest.raises(InputError, match="voxel_thresh must be a number in"):
         dmeta.ALESubtraction(n_iters=5, mask=toy_space.mask_img, voxel_thresh=bad).fit(*groups)
+
+
+def test_inference_maps_are_described(toy_fits, toy_space, groups):
+    gates = _gates(toy_fits["exact"])
+    gated = dmeta.ALESubtraction(n_iters=5, seed=3, mask=toy_space.mask_img).fit(
+        *groups, inference_map1=gates[0])
+    assert "one-sided: group 1 > group 2 only where inference map 1 was positive; " \
+        "elsewhere p = 1." in gated.description
+    assert "inference map" not in toy_fits["exact"].description

@@ -165,7 +165,7 @@ class ALESubtraction(DmetaBase):
             maps,
             space=self.space_,
             tables=_group_tables(groups),
-            description=self.describe(),
+            description=self.describe() + _gate_sentence(gates, self.restrict_to_inference_mask),
             nulls=nulls.assign_attrs(vfwe_only=self.vfwe_only),
             attrs={"estimator": "ALESubtraction",
                    "params": self.provenance(seed=self.seed_), "versions": versions()},
@@ -206,6 +206,17 @@ _TIE_SENTENCES = {
                "grouping were counted in one tail only (between random halves of one group, "
                "a true null, this gave 13.1% of voxels p < 0.05 and 11.8% p < 0.001)."),
 }
+
+
+def _gate_sentence(gates, restricted):
+    """Methods text for directional inference maps (empty without them)."""
+    if gates[0] is None and gates[1] is None:
+        return ""
+    sides = [f"group {n} > group {3 - n} only where inference map {n} was positive"
+             for n, gate in ((1, gates[0]), (2, gates[1])) if gate is not None]
+    return (" With directional inference maps, the test was one-sided: "
+            + " and ".join(sides) + "; elsewhere p = 1."
+            + (" Reassignments were evaluated on those voxels only." if restricted else ""))
 
 
 def _group_tables(groups):
