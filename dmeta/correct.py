@@ -163,9 +163,7 @@ class FWECorrector(DmetaBase):
             seed = result.attrs["params"]["seed"] if self.seed is None else self.seed
             nulls = scale.null_maxima(self.n_iters, seed, self.chunk_iters, self.store)
         corrected = result.copy()
-        p = null_to_p(result.get_map("stat", "array"), nulls["max_stat"].values)
-        corrected.add_maps({f"z_level-voxel_{_SUFFIX}": p_to_z(p),
-                            f"logp_level-voxel_{_SUFFIX}": p_to_logp(p)})
+        corrected.add_maps(_fwe_maps(result, None, nulls, vfwe_only=True))
         corrected.nulls = nulls
         n_iters = int(nulls.sizes["iteration"])
         self._record(corrected, n_iters, int(nulls.attrs["seed"]), None)

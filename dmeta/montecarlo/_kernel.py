@@ -143,6 +143,42 @@ def _any_below(total, o, n, cut):
 
 
 @numba.njit(cache=True)
+def fill_slab(total, buf, flat_kernels, side, width, margin, starts, kernel_index, centers,
+               rad, live, hits, shared, s0, s1, ny, nzp, one):
+    """Add the dataset's log(1 - ALE) on planes ``s0:s1`` into ``total`` (zero on entry).
+
+    Foci with ``live`` False are skipped (SCALE's base-rate points whose cube misses the
+    grid); ``margin`` shifts z into a slab padded for cubes past the grid's faces. Returns
+    the number of foci whose cubes reach the slab and the span of rows ``j`` they reach.
+    Per voxel, each analysis adds one term, the minimum over its foci, in analysis order:
+    the value depends on the foci only, not on the slab or on other iterations.
+    """
+    n_hits = 0
+    j_lo, j_hi = ny, 0
+    for a in range(starts.shape[0] - 1):
+        kern = flat_kernels[kernel_index[a]]
+        first = n_hits
+        for f in range(starts[a], starts[a + 1]):
+            if live[f] and centers[f, 0] + rad[f] >= s0 and centers[f, 0] - rad[f] < s1:
+                hits[n_hits] = f
+                n_hits += 1
+        _mark_shared(hits, first, n_hits, centers, rad, shared)
+        for p in range(first, n_hits):
+            f = hits[p]
+            _apply_cube(buf if shared[p] else total, kern, side, width, rad[f],
+                        centers[f, 0], centers[f, 1], centers[f, 2] + margin, s0, s1, ny, nzp,
+                        1 if shared[p] else 0, one)
+            j0, j1 = _span(centers[f, 1], rad[f], 0, ny)
+            j_lo, j_hi = min(j_lo, j0), max(j_hi, j1)
+        for p in range(first, n_hits):
+            f = hits[p]
+            if shared[p]:
+                _move_cube(total, buf, width, rad[f], centers[f, 0], centers[f, 1],
+                           centers[f, 2] + margin, s0, s1, ny, nzp)
+    return n_hits, j_lo, j_hi
+
+
+@numba.njit(cache=True)
 def null_iterations(draws, mask_ijk, starts, kernel_index, radii, log_kernels, shape,
                     mask_flat, thresh, clusters, hist, histogram, inv_step):
     """Run one block of Monte Carlo iterations.
@@ -211,6 +247,7 @@ def null_iterations(draws, mask_ijk, starts, kernel_index, radii, log_kernels, s
     rad = np.empty(n_foci, dtype=np.int64)
     hits = np.empty(n_foci, dtype=np.int64)
     shared = np.empty(n_foci, dtype=np.bool_)
+    live = np.ones(n_foci, dtype=np.bool_)  # a random focus is an in-mask voxel
     out = np.zeros((n_iters, 3))
 
     for it in range(n_iters):
@@ -223,25 +260,9 @@ def null_iterations(draws, mask_ijk, starts, kernel_index, radii, log_kernels, s
         n_seen = 0
         for s0 in range(0, nx, SLAB):
             s1 = min(s0 + SLAB, nx)
-            n_hits = 0
-            for a in range(n_analyses):
-                kern = flat_kernels[kernel_index[a]]
-                first = n_hits
-                for f in range(starts[a], starts[a + 1]):
-                    if centers[f, 0] + rad[f] >= s0 and centers[f, 0] - rad[f] < s1:
-                        hits[n_hits] = f
-                        n_hits += 1
-                _mark_shared(hits, first, n_hits, centers, rad, shared)
-                for p in range(first, n_hits):
-                    f = hits[p]
-                    _apply_cube(buf if shared[p] else total, kern, side, width, rad[f],
-                                centers[f, 0], centers[f, 1], centers[f, 2], s0, s1, ny, nzp,
-                                1 if shared[p] else 0, one)
-                for p in range(first, n_hits):
-                    f = hits[p]
-                    if shared[p]:
-                        _move_cube(total, buf, width, rad[f], centers[f, 0], centers[f, 1],
-                                   centers[f, 2], s0, s1, ny, nzp)
+            n_hits, j_lo, j_hi = fill_slab(total, buf, flat_kernels, side, width, 0, starts,
+                                           kernel_index, centers, rad, live, hits, shared,
+                                           s0, s1, ny, nzp, one)
             if n_hits == 0:
                 continue
 
@@ -249,11 +270,6 @@ def null_iterations(draws, mask_ijk, starts, kernel_index, radii, log_kernels, s
             # a histogram, a row is read voxel by voxel only if it may hold a new maximum or
             # a supra-threshold voxel (the vector test ignores the mask, so it errs on the
             # safe side).
-            j_lo, j_hi = ny, 0
-            for p in range(n_hits):
-                f = hits[p]
-                j0, j1 = _span(centers[f, 1], rad[f], 0, ny)
-                j_lo, j_hi = min(j_lo, j0), max(j_hi, j1)
             for i in range(s0, s1):
                 for j in range(j_lo, j_hi):
                     o = ((i - s0) * ny + j) * nzp + big_r

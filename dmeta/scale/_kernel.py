@@ -22,10 +22,7 @@ import numpy as np
 from dmeta.montecarlo._kernel import (
     SLAB,
     _any_below,
-    _apply_cube,
-    _mark_shared,
-    _move_cube,
-    _span,
+    fill_slab,
 )
 
 #: Unsigned indices let LLVM vectorise the row loops (see dmeta.montecarlo._kernel).
@@ -43,40 +40,6 @@ def _place(points, draw, starts, kernel_index, radii, shape, centers, rad, live)
             for d in range(3):
                 if centers[f, d] + rad[f] < 0 or centers[f, d] - rad[f] >= shape[d]:
                     live[f] = False
-
-
-@numba.njit(cache=True)
-def _fill_slab(total, buf, flat_kernels, side, width, margin, starts, kernel_index, centers,
-               rad, live, hits, shared, s0, s1, ny, nzp, one):
-    """Add the dataset's log(1 - ALE) on planes ``s0:s1`` into ``total`` (zero on entry).
-
-    Returns the number of foci whose cubes reach the slab and the span of rows ``j`` they
-    reach. Per voxel, each analysis adds one term, the minimum over its foci, in analysis
-    order: the value depends on the foci only, not on the slab or on other iterations.
-    """
-    n_hits = 0
-    j_lo, j_hi = ny, 0
-    for a in range(starts.shape[0] - 1):
-        kern = flat_kernels[kernel_index[a]]
-        first = n_hits
-        for f in range(starts[a], starts[a + 1]):
-            if live[f] and centers[f, 0] + rad[f] >= s0 and centers[f, 0] - rad[f] < s1:
-                hits[n_hits] = f
-                n_hits += 1
-        _mark_shared(hits, first, n_hits, centers, rad, shared)
-        for p in range(first, n_hits):
-            f = hits[p]
-            _apply_cube(buf if shared[p] else total, kern, side, width, rad[f],
-                        centers[f, 0], centers[f, 1], centers[f, 2] + margin, s0, s1, ny, nzp,
-                        1 if shared[p] else 0, one)
-            j0, j1 = _span(centers[f, 1], rad[f], 0, ny)
-            j_lo, j_hi = min(j_lo, j0), max(j_hi, j1)
-        for p in range(first, n_hits):
-            f = hits[p]
-            if shared[p]:
-                _move_cube(total, buf, width, rad[f], centers[f, 0], centers[f, 1],
-                           centers[f, 2] + margin, s0, s1, ny, nzp)
-    return n_hits, j_lo, j_hi
 
 
 @numba.njit(cache=True)
@@ -120,7 +83,7 @@ def _exceedances(draws, points, starts, kernel_index, radii, log_kernels, shape,
         lowest = np.float32(0.0)
         for s0 in range(0, nx, SLAB):
             s1 = min(s0 + SLAB, nx)
-            n_hits, j_lo, j_hi = _fill_slab(total, buf, flat_kernels, side, width, margin,
+            n_hits, j_lo, j_hi = fill_slab(total, buf, flat_kernels, side, width, margin,
                                             starts, kernel_index, centers, rad, live, hits,
                                             shared, s0, s1, ny, nzp, one)
             if n_hits == 0:
@@ -184,7 +147,7 @@ def _volume(points, starts, kernel_index, radii, log_kernels, shape, out, total,
            rad, live)
     for s0 in range(0, nx, SLAB):
         s1 = min(s0 + SLAB, nx)
-        n_hits, j_lo, j_hi = _fill_slab(total, buf, flat_kernels, side, width, margin, starts,
+        n_hits, j_lo, j_hi = fill_slab(total, buf, flat_kernels, side, width, margin, starts,
                                         kernel_index, centers, rad, live, hits, shared, s0, s1,
                                         ny, nzp, one)
         if n_hits == 0:
