@@ -14,7 +14,9 @@ from dmeta.base import DmetaBase
 from dmeta.clusters import supra_threshold_clusters
 from dmeta.docstrings import fill_doc
 from dmeta.errors import InputError
-from dmeta.montecarlo import NullPlan, run_null
+from dmeta.montecarlo import NullPlan, iteration_budget, run_null
+from dmeta.montecarlo.adaptive import MAX_ITERS, PRECISION, adaptive_record, describe
+from dmeta.montecarlo.store import NULL_NAMES
 from dmeta.results import MetaResult
 from dmeta.scale import SCALE
 from dmeta.stats import null_to_p, p_to_logp, p_to_z
@@ -47,7 +49,7 @@ class FWECorrector(DmetaBase):
     ----------
     method : {"montecarlo", "predictive"}
     %(voxel_thresh)s
-    %(n_iters)s
+    %(n_iters_auto)s
     %(seed)s
     %(chunk_iters)s
     %(store)s
@@ -55,13 +57,16 @@ class FWECorrector(DmetaBase):
         Only the voxel-level maps (no cluster nulls).
     target : {"pairwise", "main-effects", "all"}
         For a subtraction: correct the group difference, each group's main effect, or both.
+    %(precision)s
+    %(max_iters)s
     """
 
     def __init__(self, method: Literal["montecarlo", "predictive"] = "montecarlo",
                  voxel_thresh: float = 0.001, n_iters: int = 5000, seed: int | None = None,
                  chunk_iters: int | None = None, store: str | os.PathLike | None = None,
                  vfwe_only: bool = False,
-                 target: Literal["pairwise", "main-effects", "all"] = "pairwise"):
+                 target: Literal["pairwise", "main-effects", "all"] = "pairwise",
+                 precision: float = PRECISION, max_iters: int = MAX_ITERS):
         self.method = method
         self.voxel_thresh = voxel_thresh
         self.n_iters = n_iters
@@ -70,6 +75,8 @@ class FWECorrector(DmetaBase):
         self.store = store
         self.vfwe_only = vfwe_only
         self.target = target
+        self.precision = precision
+        self.max_iters = max_iters
 
     def transform(self, result: MetaResult) -> MetaResult:
         """Return a copy of ``result`` with the corrected maps.
@@ -89,7 +96,8 @@ class FWECorrector(DmetaBase):
             from dmeta.predictive import correct_fwe_predictive
 
             return correct_fwe_predictive(result)
-        check_run_params(self.seed, n_iters=self.n_iters, chunk_iters=self.chunk_iters)
+        check_run_params(self.seed, chunk_iters=self.chunk_iters)
+        self._budget(())
         check_choice("target", self.target, _TARGETS)
         estimator = result.estimator
         if isinstance(estimator, ALESubtraction):
@@ -105,14 +113,15 @@ class FWECorrector(DmetaBase):
         ale.check_fitted("ma_", "null_weights_", "bins_")
         thresh = float(hist_to_threshold(ale.null_weights_, ale.bins_, self.voxel_thresh))
         nulls, _ = run_null(NullPlan(ale.ma_, None if self.vfwe_only else thresh),
-                            self.n_iters, self.seed, self.chunk_iters, self.store, name)
+                            self._budget(_critical_columns(self.vfwe_only)), self.seed,
+                            self.chunk_iters, self.store, name)
         corrected = result.copy()
         corrected.add_maps(_fwe_maps(result, thresh, nulls, self.vfwe_only))
         corrected.nulls = nulls.assign_attrs(
             cluster_forming_stat=thresh, voxel_thresh=self.voxel_thresh
         )
         n_iters = int(nulls.sizes["iteration"])
-        self._record(corrected, n_iters, int(nulls.attrs["seed"]), thresh)
+        self._record(corrected, nulls, thresh)
         levels = ("maximum ALE" if self.vfwe_only
                   else "maximum ALE, cluster size and cluster mass")
         corrected.description += (
@@ -120,7 +129,7 @@ class FWECorrector(DmetaBase):
             f"of random-foci datasets ({levels})"
             + ("." if self.vfwe_only else ", with face-connected clusters formed at "
                f"uncorrected p < {self.voxel_thresh}.")
-        )
+        ) + describe(nulls)
         return corrected
 
     def _correct_subtraction(self, result, subtraction):
@@ -132,7 +141,7 @@ class FWECorrector(DmetaBase):
                                                     _SUFFIX))
             corrected.nulls = nulls
             n_iters = int(nulls.sizes["iteration"])
-            self._record(corrected, n_iters, int(nulls.attrs["seed"]), thresh)
+            self._record(corrected, nulls, thresh)
             corrected.description += (
                 f" Family-wise error was controlled with {n_iters} random reassignments of the "
                 "pooled experiments to groups of the original sizes, keeping each one's maximum "
@@ -161,15 +170,16 @@ class FWECorrector(DmetaBase):
             nulls = fitted
         else:
             seed = result.attrs["params"]["seed"] if self.seed is None else self.seed
-            nulls = scale.null_maxima(self.n_iters, seed, self.chunk_iters, self.store)
+            nulls = scale.null_maxima(self._budget(NULL_NAMES[:1]), seed, self.chunk_iters,
+                                      self.store)
         corrected = result.copy()
         corrected.add_maps(_fwe_maps(result, None, nulls, vfwe_only=True))
         corrected.nulls = nulls
         n_iters = int(nulls.sizes["iteration"])
-        self._record(corrected, n_iters, int(nulls.attrs["seed"]), None)
+        self._record(corrected, nulls, None)
         corrected.description += (
             f" Family-wise error was controlled at the voxel level with the maximum ALE of "
-            f"{n_iters} base-rate null datasets.")
+            f"{n_iters} base-rate null datasets.") + describe(nulls)
         return corrected
 
     def _difference_nulls(self, result, subtraction):
@@ -190,13 +200,24 @@ class FWECorrector(DmetaBase):
         return nulls.assign_attrs(cluster_forming_stat=thresh,
                                   voxel_thresh=self.voxel_thresh), thresh
 
-    def _record(self, corrected, n_iters, seed, thresh):
+    def _budget(self, columns):
+        """``n_iters`` as the Monte Carlo engine takes it: a count, or a rule watching the
+        95th percentiles of ``columns``."""
+        return iteration_budget(self.n_iters, self.precision, self.max_iters, columns)
+
+    def _record(self, corrected, nulls, thresh):
         _record_correction(corrected, _SUFFIX, {
-            "name": type(self).__name__, "method": self.method, "n_iters": n_iters,
-            "seed": seed, "voxel_thresh": float(self.voxel_thresh),
+            "name": type(self).__name__, "method": self.method,
+            "n_iters": int(nulls.sizes["iteration"]), "seed": int(nulls.attrs["seed"]),
+            "voxel_thresh": float(self.voxel_thresh),
             "cluster_forming_stat": thresh, "vfwe_only": bool(self.vfwe_only),
-            "target": self.target,
+            "target": self.target, **adaptive_record(nulls),
         })
+
+
+def _critical_columns(vfwe_only):
+    """Null columns whose 95th percentiles the FWE maps rest on."""
+    return NULL_NAMES[:1] if vfwe_only else NULL_NAMES
 
 
 def _group_map_name(name, label):

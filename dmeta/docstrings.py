@@ -49,6 +49,22 @@ n_iters : int
     Monte Carlo iterations, each a random-foci dataset: every analysis's foci at random
     in-mask voxels, and the ALE they give."""
 
+docdict["n_iters_auto"] = """\
+n_iters : int or "auto"
+    Monte Carlo iterations, each a random-foci dataset: every analysis's foci at random
+    in-mask voxels, and the ALE they give. ``"auto"`` runs until every critical value the
+    result uses is known to ``precision`` (see :mod:`dmeta.montecarlo.adaptive`)."""
+
+docdict["precision"] = """\
+precision : float
+    With ``n_iters="auto"``: the largest accepted relative Monte Carlo error of each
+    critical value (a 95th percentile of the null), the half-width of its 95%
+    order-statistic interval over the value; in (0, 1)."""
+
+docdict["max_iters"] = """\
+max_iters : int
+    With ``n_iters="auto"``: the iterations at which the run stops whatever its precision."""
+
 docdict["seed"] = """\
 seed : int, optional
     Root seed of the Monte Carlo null: iteration ``i`` draws from a generator seeded with

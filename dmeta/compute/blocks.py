@@ -31,7 +31,9 @@ def run_blocks(func, blocks, write, *, shared=(), desc="Blocks", unit="block"):
     blocks : mapping of key to tuple
         Each block's arguments to ``func``, by a key handed back to ``write``.
     write : callable
-        ``write(key, result)``, called as each block finishes (in any order).
+        ``write(key, result)``, called as each block finishes (in any order). It may return
+        the keys of blocks no longer needed (an adaptive run that has enough): their tasks
+        are cancelled, and a result of theirs that arrives anyway is not written.
     shared : sequence
         Large objects the blocks pass as arguments: each is sent to every worker once, and a
         block argument that *is* one of them (same object) reaches ``func`` as that copy.
@@ -50,12 +52,23 @@ def run_blocks(func, blocks, write, *, shared=(), desc="Blocks", unit="block"):
             # their results: per-task round trips would cost milliseconds each.
             columns = zip(*([copy_of.get(id(arg), arg) for arg in blocks[key]] for key in keys))
             futures = client.map(func, *columns, pure=False)
+            wanted = dict(zip(keys, futures))
             key_of = dict(zip(futures, keys))
             with tqdm(total=len(futures), desc=desc, unit=unit, leave=False) as bar:
                 for batch in as_completed(futures).batches():
+                    batch = [f for f in batch if key_of[f] in wanted]
                     for future, result in zip(batch, client.gather(batch)):
-                        write(key_of[future], result)
+                        key = key_of[future]
+                        if wanted.pop(key, None) is None:
+                            continue
+                        dropped = [wanted.pop(k) for k in write(key, result) or () if k in wanted]
                         future.release()
                         bar.update()
+                        if dropped:
+                            client.cancel(dropped)
+                            bar.total -= len(dropped)
+                            bar.refresh()
+                    if not wanted:
+                        break
         finally:
             client.cancel(futures)

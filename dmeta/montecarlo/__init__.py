@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from dmeta.docstrings import fill_doc
+from dmeta.montecarlo.adaptive import StoppingRule, iteration_budget
 from dmeta.montecarlo.engine import run_null, run_nulls
 from dmeta.montecarlo.plan import NullPlan
 
@@ -15,7 +16,8 @@ if TYPE_CHECKING:
 
     from dmeta.ale import ALE
 
-__all__ = ["NullPlan", "run_null", "run_nulls", "voxelwise_null"]
+__all__ = ["NullPlan", "StoppingRule", "iteration_budget", "run_null", "run_nulls",
+           "voxelwise_null"]
 
 
 @fill_doc

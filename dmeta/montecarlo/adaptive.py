@@ -1,0 +1,160 @@
+"""Monte Carlo that stops at a stated precision instead of a fixed iteration count.
+
+A result uses a null through a few critical values, upper quantiles of its columns (the 95th
+percentile of the maximum statistic, of the largest cluster's size and mass). After ``n``
+iterations, the order statistics ``X_(l) <= X_(u)`` with ``l`` and ``u`` taken from the
+Binomial(n, q) distribution bracket the true q-quantile with probability at least 95%,
+whatever the null's distribution (the distribution-free interval for a quantile: the count
+of iterations below the quantile is Binomial(n, q)). A run stops at the first checkpoint
+where every critical value's interval has a half-width of at most ``precision`` times the
+value (the value is known to within +-``precision``, relatively), or at ``max_iters``.
+
+Checkpoints are multiples of :data:`STEP` iterations (and ``max_iters``), never block
+boundaries, and the rule reads only the first ``n`` iterations: the stopping point and the
+null depend on the seed alone, not on the block size, the number of workers or the order in
+which blocks finish, and a resumed run stops where an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from dmeta.errors import InputError
+from dmeta.validation import check_p, check_positive_int
+
+#: Iterations between two looks at the null; blocks of an adaptive run divide it.
+STEP = 100
+#: Coverage of the interval around each critical value.
+CONFIDENCE = 0.95
+#: Defaults of the public parameters.
+PRECISION = 0.05
+MAX_ITERS = 20_000
+
+
+def quantile_interval(values, q, confidence=CONFIDENCE):
+    """The q-quantile of ``values`` and a distribution-free interval around it.
+
+    Returns ``(estimate, lower, upper)``: the linear-interpolation quantile (as
+    ``numpy.quantile``) and the order statistics whose ranks come from the Binomial(n, q)
+    quantiles at (1 - confidence) / 2 and (1 + confidence) / 2. When ``n`` is too small
+    for an interval at this confidence, the missing bound is infinite.
+    """
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    n = x.size
+    tail = (1.0 - confidence) / 2.0
+    low_rank = int(stats.binom.ppf(tail, n, q))        # 1-based rank of the lower bound
+    high_rank = int(stats.binom.ppf(1.0 - tail, n, q)) + 1
+    lower = x[low_rank - 1] if low_rank >= 1 else -np.inf
+    upper = x[high_rank - 1] if high_rank <= n else np.inf
+    return float(np.quantile(x, q)), float(lower), float(upper)
+
+
+def relative_error(values, q, confidence=CONFIDENCE):
+    """Half-width of :func:`quantile_interval` over ``|estimate|``: the relative Monte Carlo
+    error of the quantile (0 for an interval of one value, such as a column always 0)."""
+    estimate, lower, upper = quantile_interval(values, q, confidence)
+    half_width = (upper - lower) / 2.0
+    if half_width == 0:
+        return 0.0
+    return float(half_width / abs(estimate)) if estimate else np.inf
+
+
+@dataclass(frozen=True)
+class StoppingRule:
+    """When an adaptive Monte Carlo run has enough iterations.
+
+    Parameters
+    ----------
+    precision : float
+        Largest accepted half-width of a critical value's interval, relative to the value,
+        in (0, 1).
+    max_iters : int
+        Iterations at which the run stops whatever its precision.
+    columns : tuple of str
+        Null columns (``max_stat``, ``max_cluster_size``, ``max_cluster_mass``) whose
+        critical values the result uses.
+    q : float
+        Quantile the critical values sit at (1 - alpha).
+    """
+
+    precision: float = PRECISION
+    max_iters: int = MAX_ITERS
+    columns: tuple = ("max_stat",)
+    q: float = 0.95
+
+    def checkpoints(self, start=0):
+        """Iteration counts the rule looks at, after ``start``."""
+        points = list(range(STEP, self.max_iters, STEP)) + [self.max_iters]
+        return [n for n in points if n > start]
+
+    def achieved(self, nulls, n):
+        """Relative error of each watched column's critical value over the first ``n``
+        iterations (:func:`relative_error`)."""
+        return {c: relative_error(nulls[c][:n], self.q) for c in self.columns}
+
+    def stop(self, nulls, available, after=0):
+        """The first checkpoint in ``(after, available]`` where the rule is met, else None.
+
+        ``nulls`` maps column names to arrays holding at least ``available`` iterations.
+        """
+        for n in self.checkpoints(after):
+            if n > available:
+                return None
+            if n == self.max_iters or max(self.achieved(nulls, n).values()) <= self.precision:
+                return n
+        return None
+
+    def check_block(self, chunk_iters, where="the store"):
+        """InputError unless blocks of ``chunk_iters`` land on every checkpoint."""
+        if STEP % chunk_iters:
+            raise InputError(
+                f"n_iters='auto' needs blocks of a divisor of {STEP} iterations, so that the "
+                f"run can stop at every multiple of {STEP}; {where} has blocks of {chunk_iters} "
+                "(set chunk_iters, or use another store)")
+        if self.max_iters < chunk_iters:
+            raise InputError(f"max_iters must be at least one block ({chunk_iters} "
+                             f"iterations), got {self.max_iters}")
+
+
+def iteration_budget(n_iters, precision=PRECISION, max_iters=MAX_ITERS, columns=("max_stat",),
+                     q=0.95):
+    """``n_iters`` checked: a positive int, or for ``"auto"`` a :class:`StoppingRule`."""
+    if isinstance(n_iters, str) and n_iters == "auto":
+        check_p("precision", precision)
+        check_positive_int("max_iters", max_iters)
+        return StoppingRule(float(precision), int(max_iters), tuple(columns), float(q))
+    if isinstance(n_iters, str):
+        raise InputError(f"n_iters must be a positive integer or 'auto', got {n_iters!r}")
+    check_positive_int("n_iters", n_iters)
+    return int(n_iters)
+
+
+def describe(nulls):
+    """One sentence on how many iterations an adaptive null used and why it stopped."""
+    info = nulls.attrs.get("adaptive")
+    if not info:
+        return ""
+    reached = max(info["achieved"].values())
+    if info["converged"]:
+        return (f" The run stopped at {nulls.sizes['iteration']} iterations, the first multiple "
+                f"of {STEP} at which the {CONFIDENCE:.0%} order-statistic interval of every "
+                f"critical value ({info['quantile'] * 100:g}th percentiles of the null) had a "
+                f"half-width of at most {info['precision']:.0%} of the value (largest "
+                f"{reached:.3f}).")
+    return (f" The run reached its limit of {info['max_iters']} iterations with critical "
+            f"values' {CONFIDENCE:.0%} intervals of relative half-width up to {reached:.3f}, "
+            f"above the {info['precision']:g} asked for.")
+
+
+def adaptive_record(nulls):
+    """What a corrector records of an adaptive null (nothing for a fixed one)."""
+    info = nulls.attrs.get("adaptive")
+    if not info:
+        return {}
+    return {"n_iters_requested": "auto", "precision": info["precision"],
+            "max_iters": info["max_iters"],
+            "achieved_precision": float(max(info["achieved"].values())),
+            "converged": bool(info["converged"])}
