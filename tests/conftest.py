@@ -46,6 +46,28 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(20240611)
 
 
+@pytest.fixture
+def crash_after_writes(monkeypatch):
+    """``crash_after_writes(n)``: Monte Carlo blocks are stored until ``n`` are, then the
+    next write raises KeyboardInterrupt (a run interrupted with ``n`` blocks written); the
+    undo is ``monkeypatch.undo()``."""
+    from dmeta.montecarlo.store import NullStore
+
+    def arm(n):
+        written = []
+        original = NullStore.write
+
+        def write(self, *args):
+            if len(written) == n:
+                raise KeyboardInterrupt
+            written.append(args[0])
+            original(self, *args)
+
+        monkeypatch.setattr(NullStore, "write", write)
+
+    return arm
+
+
 @pytest.fixture(scope="session")
 def client():
     """Two single-threaded local workers, shared by the tests that run Dask graphs."""

@@ -85,19 +85,11 @@ def test_null_is_the_same_on_one_or_two_workers(client, plan):
     assert one.identical(two)
 
 
-def test_interrupted_run_resumes_to_the_uninterrupted_result(client, plan, tmp_path, monkeypatch):
+def test_interrupted_run_resumes_to_the_uninterrupted_result(client, plan, tmp_path, monkeypatch,
+                                                             crash_after_writes):
     store = tmp_path / "run.zarr"
     uninterrupted, _ = run_null(plan, 40, seed=2, chunk_iters=5)
-    written = []
-    original = NullStore.write
-
-    def crash_after_three(self, *args):
-        if len(written) == 3:
-            raise KeyboardInterrupt
-        written.append(args[0])
-        original(self, *args)
-
-    monkeypatch.setattr(NullStore, "write", crash_after_three)
+    crash_after_writes(3)
     with pytest.raises(KeyboardInterrupt):
         run_null(plan, 40, seed=2, chunk_iters=5, store=store)
     monkeypatch.undo()

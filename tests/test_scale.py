@@ -11,7 +11,6 @@ import dmeta
 from dmeta.errors import InputError
 from dmeta.ma_blocks import build_ma
 from dmeta.modeled_activation import FociLayout
-from dmeta.montecarlo.store import NullStore
 from dmeta.scale import SCALE, scale_base_rate
 from dmeta.scale.base_rate import base_rate_ijk
 from dmeta.scale.estimator import exceedance_p
@@ -174,19 +173,10 @@ def test_maps_do_not_depend_on_chunking_or_workers(client, pain, xyz):
 
 
 def test_interrupted_run_resumes_to_the_uninterrupted_result(client, pain, xyz, tmp_path,
-                                                             monkeypatch):
+                                                             monkeypatch, crash_after_writes):
     store = tmp_path / "scale.zarr"
     uninterrupted = _quiet_fit(SCALE(xyz, n_iters=20, seed=2, chunk_iters=4), pain)
-    written = []
-    original = NullStore.write
-
-    def crash_after_two(self, *args):
-        if len(written) == 2:
-            raise KeyboardInterrupt
-        written.append(args[0])
-        original(self, *args)
-
-    monkeypatch.setattr(NullStore, "write", crash_after_two)
+    crash_after_writes(2)
     with pytest.raises(KeyboardInterrupt):
         _quiet_fit(SCALE(xyz, n_iters=20, seed=2, chunk_iters=4, store=store), pain)
     monkeypatch.undo()
