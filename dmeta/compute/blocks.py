@@ -1,6 +1,7 @@
 """Blocks of work as Dask tasks: the one way dmeta runs work on a cluster."""
 
 import warnings
+from collections import deque
 
 from distributed import as_completed
 from tqdm import TqdmWarning
@@ -15,7 +16,7 @@ with warnings.catch_warnings():
     from tqdm.auto import tqdm
 
 
-def run_blocks(func, blocks, write, *, shared=(), desc="Blocks", unit="block"):
+def run_blocks(func, blocks, write, *, shared=(), desc="Blocks", unit="block", in_order=False):
     """Run ``func(*args)`` for every block as a Dask task; ``write(key, result)`` each result.
 
     Tasks run in :func:`session` (the active client, else a local cluster); with no blocks
@@ -32,43 +33,69 @@ def run_blocks(func, blocks, write, *, shared=(), desc="Blocks", unit="block"):
         Each block's arguments to ``func``, by a key handed back to ``write``.
     write : callable
         ``write(key, result)``, called as each block finishes (in any order). It may return
-        the keys of blocks no longer needed (an adaptive run that has enough): their tasks
-        are cancelled, and a result of theirs that arrives anyway is not written.
+        the keys of blocks no longer needed (an adaptive run that has enough): they are not
+        started, their tasks in flight are cancelled, and a result of theirs that arrives
+        anyway is not written.
     shared : sequence
         Large objects the blocks pass as arguments: each is sent to every worker once, and a
         block argument that *is* one of them (same object) reaches ``func`` as that copy.
     desc, unit : str
         Progress bar label and unit.
+    in_order : bool
+        Submit the blocks in the order of ``blocks``, about two per worker thread at a time,
+        instead of all at once: blocks then finish roughly in order, and blocks an adaptive
+        run turns out not to need are never started.
     """
     if not blocks:
         return
     with session() as client:
-        futures = []
+        in_flight, key_of = {}, {}
         try:
             copies = client.scatter(list(shared), broadcast=True, hash=False) if shared else []
             copy_of = {id(obj): copy for obj, copy in zip(shared, copies)}
-            keys = list(blocks)
-            # One message submits every task and one per batch of finished ones fetches
-            # their results: per-task round trips would cost milliseconds each.
-            columns = zip(*([copy_of.get(id(arg), arg) for arg in blocks[key]] for key in keys))
-            futures = client.map(func, *columns, pure=False)
-            wanted = dict(zip(keys, futures))
-            key_of = dict(zip(futures, keys))
-            with tqdm(total=len(futures), desc=desc, unit=unit, leave=False) as bar:
-                for batch in as_completed(futures).batches():
-                    batch = [f for f in batch if key_of[f] in wanted]
+            queue, waiting = deque(blocks), set(blocks)  # keys not yet submitted
+
+            def submit(count):
+                # One message submits a whole batch, and one per batch of finished ones
+                # fetches their results: per-task round trips would cost milliseconds each.
+                keys = []
+                while queue and len(keys) < count:
+                    key = queue.popleft()
+                    if key in waiting:
+                        waiting.discard(key)
+                        keys.append(key)
+                if not keys:
+                    return []
+                columns = zip(*([copy_of.get(id(arg), arg) for arg in blocks[key]]
+                                for key in keys))
+                futures = client.map(func, *columns, pure=False)
+                in_flight.update(zip(keys, futures))
+                key_of.update(zip(futures, keys))
+                return futures
+
+            def window():
+                return 2 * sum(client.nthreads().values()) + 2 if in_order else len(queue)
+
+            finished = as_completed(submit(window()))
+            with tqdm(total=len(blocks), desc=desc, unit=unit, leave=False) as bar:
+                for batch in finished.batches():
+                    batch = [f for f in batch if key_of[f] in in_flight]
                     for future, result in zip(batch, client.gather(batch)):
                         key = key_of[future]
-                        if wanted.pop(key, None) is None:
+                        if in_flight.pop(key, None) is None:
                             continue
-                        dropped = [wanted.pop(k) for k in write(key, result) or () if k in wanted]
+                        dropped = {k for k in write(key, result) or ()
+                                   if k in in_flight or k in waiting}
                         future.release()
                         bar.update()
                         if dropped:
-                            client.cancel(dropped)
+                            waiting.difference_update(dropped)
+                            client.cancel([in_flight.pop(k) for k in dropped if k in in_flight])
                             bar.total -= len(dropped)
                             bar.refresh()
-                    if not wanted:
+                    if waiting:
+                        finished.update(submit(window() - len(in_flight)))
+                    if not in_flight:
                         break
         finally:
-            client.cancel(futures)
+            client.cancel(list(in_flight.values()))

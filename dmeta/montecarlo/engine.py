@@ -11,14 +11,15 @@ import math
 import os
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from dmeta.compute import run_blocks
 from dmeta.docstrings import fill_doc
 from dmeta.montecarlo.adaptive import STEP, StoppingRule
-from dmeta.montecarlo.store import NullStore
+from dmeta.montecarlo.store import NULL_NAMES, NullStore
 from dmeta.validation import check_positive_int
 
 if TYPE_CHECKING:
-    import numpy as np
     import xarray as xr
 
     from dmeta.montecarlo.plan import NullPlan
@@ -113,25 +114,32 @@ def run_nulls(plans: dict[str, NullPlan], n_iters: int | StoppingRule,
     def write(key, result):
         name, a, b = key
         stores[name].write(a, b, *result)
-        if rule and progress[name].advance():
+        if rule and progress[name].add(a, b, *result):
             return [k for k in by_name[name] if k[1] >= progress[name].n_iters]
         return ()
 
     label = next(iter(plans)) if len(plans) == 1 else f"{len(plans)} nulls"
     # Each plan with blocks to run goes to the workers once.
     run_blocks(_run_block, blocks, write, shared=[plans[name] for name in by_name],
-               desc=f"Monte Carlo {label}")
+               desc=f"Monte Carlo {label}", in_order=rule is not None)
     if not rule:
         return {name: stores[name].read(n_iters) for name in plans}
     return {name: progress[name].read() for name in plans}
 
 
 class _Progress:
-    """Where one adaptive null stands: the checkpoints looked at, and where it stopped."""
+    """Where one adaptive null stands: its iterations written so far (kept here, so that
+    looking costs no store reads), the checkpoints looked at, and where it stopped."""
 
     def __init__(self, rule, store, path):
         rule.check_block(store.chunk_iters, str(path) if path else "the run")
         self.rule, self.store = rule, store
+        self.done = np.ones(-(-rule.max_iters // store.chunk_iters), dtype=bool)
+        for start, _ in store.pending(rule.max_iters):
+            self.done[start // store.chunk_iters] = False
+        self.columns = store.columns(rule.max_iters)
+        if rule.reads_histograms:  # each block's, for rules on a pooled (voxelwise) null
+            self.columns.update(hist=store.group["hist"][:], chunk_iters=store.chunk_iters)
         self.looked = 0
         self.n_iters = None
         self.advance()
@@ -140,20 +148,31 @@ class _Progress:
     def stopped(self):
         return self.n_iters is not None
 
+    def add(self, start, stop, values, hist=None):
+        """Take in a block just written; True when the null stops with it."""
+        for n, name in enumerate(NULL_NAMES):
+            self.columns[name][start:stop] = values[:, n]
+        if "hist" in self.columns:
+            self.columns["hist"][start // self.store.chunk_iters] = hist
+        self.done[start // self.store.chunk_iters] = True
+        return self.advance()
+
     def advance(self):
         """Look at the checkpoints newly written without a gap; True when the null stops."""
         if self.stopped:
             return False
-        available = self.store.prefix()
+        gap = np.flatnonzero(~self.done)
+        available = min(gap[0] * self.store.chunk_iters if gap.size else self.rule.max_iters,
+                        self.rule.max_iters)
         if available < self.rule.checkpoints(self.looked)[0]:
             return False
-        self.n_iters = self.rule.stop(self.store.columns(available), available, self.looked)
+        self.n_iters = self.rule.stop(self.columns, available, self.looked)
         self.looked = available
         return self.stopped
 
     def read(self):
         nulls, hist = self.store.read(self.n_iters)
-        achieved = self.rule.achieved(self.store.columns(self.n_iters), self.n_iters)
+        achieved = self.rule.achieved(self.columns, self.n_iters)
         nulls.attrs["adaptive"] = {
             "precision": self.rule.precision, "max_iters": self.rule.max_iters,
             "quantile": self.rule.q, "achieved": achieved,

@@ -70,15 +70,6 @@ class NullStore:
         self.group["hist"][block] = hist
         self.group["filled"][block] = stop - start
 
-    def prefix(self):
-        """Iterations from the first on that are written without a gap."""
-        done = 0
-        for filled in self.group["filled"][:]:
-            done += int(filled)
-            if filled != self.chunk_iters:
-                break
-        return done
-
     def columns(self, n_iters):
         """The first ``n_iters`` iterations of each null column, by name."""
         values = self.group["values"][:n_iters]
