@@ -23,6 +23,7 @@ _EXPORTS = {
     "CoordinateSet": "dmeta.coordinates",
     "FDRCorrector": "dmeta.correct",
     "FWECorrector": "dmeta.correct",
+    "FailSafeN": "dmeta.diagnostics",
     "FocusFilter": "dmeta.focus_filter",
     "FocusCounter": "dmeta.diagnostics",
     "InputError": "dmeta.errors",

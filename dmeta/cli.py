@@ -15,7 +15,10 @@ from pathlib import Path
 from dmeta import __version__
 from dmeta.errors import InputError
 from dmeta.io.spaces import UNKNOWN_SPACE_POLICIES
+from dmeta.montecarlo import adaptive
+from dmeta.montecarlo.adaptive import MAX_ITERS, PRECISION, STEP, threshold_record
 from dmeta.results.thresholds import ZMap, is_z_map
+from dmeta.validation import check_p, check_positive_int
 
 EXIT_INPUT, EXIT_CLUSTER = 2, 1
 N_ITERS, VOXEL_THRESH = 5000, 0.001
@@ -51,12 +54,59 @@ def _add_input_options(parser, ids=True):
                         help="one kernel FWHM in mm for every analysis")
 
 
+def iterations_arg(text):
+    """``--n-iters``: a whole number, or ``auto`` (stop at ``--precision``)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of iterations or 'auto', got {text!r}") from None
+
+
 def _add_run_options(parser, n_iters, iters_help="Monte Carlo iterations", unit="iterations"):
-    """--n-iters, --seed and --chunk-iters of a run's random draws (``unit``: what is drawn)."""
-    parser.add_argument("--n-iters", type=int, default=n_iters, help=iters_help)
+    """--n-iters (a count or ``auto``), --precision and --max-iters (with ``auto``), --seed and
+    --chunk-iters of a run's random draws (``unit``: what is drawn)."""
+    parser.add_argument("--n-iters", type=iterations_arg, default=n_iters,
+                        help=f"{iters_help}; 'auto' stops once the critical values are known "
+                             "to --precision")
+    parser.add_argument("--precision", type=float, default=None, metavar="P",
+                        help="with --n-iters auto: largest relative Monte Carlo error of each "
+                             f"critical value, in (0, 1) (default {PRECISION:g})")
+    parser.add_argument("--max-iters", type=int, default=None, metavar="M",
+                        help=f"with --n-iters auto: {unit} at which the run stops whatever its "
+                             f"precision (default {MAX_ITERS})")
     parser.add_argument("--seed", type=int, default=None, help="root random seed")
     parser.add_argument("--chunk-iters", type=int, default=None,
-                        help=f"{unit} per task (results do not depend on it)")
+                        help=f"{unit} per task (results do not depend on it"
+                             f"; with --n-iters auto, a divisor of {STEP})")
+
+
+def adaptive_options(args):
+    """``precision`` and ``max_iters`` for an ``--n-iters auto`` run, checked before any
+    input is read; {} for a fixed count (refusing --precision or --max-iters with it)."""
+    if args.n_iters != "auto":
+        given = [flag for flag, value in (("--precision", args.precision),
+                                          ("--max-iters", args.max_iters)) if value is not None]
+        if given:
+            raise InputError(f"{' and '.join(given)} apply to adaptive runs; add --n-iters auto")
+        return {}
+    from dmeta.montecarlo.adaptive import iteration_budget
+
+    precision = PRECISION if args.precision is None else args.precision
+    max_iters = MAX_ITERS if args.max_iters is None else args.max_iters
+    check_p("--precision", precision)
+    check_positive_int("--max-iters", max_iters)
+    rule = iteration_budget("auto", precision, max_iters)
+    block = args.chunk_iters or STEP
+    if STEP % block or max_iters < block:
+        try:
+            rule.check_block(block, f"--chunk-iters {block}")
+        except InputError as exc:
+            raise InputError(str(exc).replace("max_iters", "--max-iters")
+                             .replace("set chunk_iters", "set --chunk-iters")) from None
+    return {"precision": precision, "max_iters": max_iters}
 
 
 def _add_fwe_options(parser, n_iters, iters_help="Monte Carlo iterations"):
@@ -104,12 +154,17 @@ def build_parser():
                                 "no Monte Carlo null unless given)")
     _add_cluster_options(ale)
 
-    stab = commands.add_parser("stability", help="resampled stability of an ALE (resumable)")
+    stab = commands.add_parser(
+        "stability", help="resampled stability of an ALE under one or more policies "
+                          "(resumable; the store opens with dmeta report)")
     stab.add_argument("input", help="Sleuth .txt, NIMADS/NiMARE .json or parquet studyset dir")
-    stab.add_argument("--policy", required=True,
-                      choices=["leave_1_out", "leave_k_out", "subsample"])
-    stab.add_argument("--k", type=int, default=None, help="analyses left out (leave_k_out)")
-    stab.add_argument("--target-n", type=int, default=None, help="analyses kept (subsample)")
+    stab.add_argument("--policy", required=True, nargs="+",
+                      choices=["leave_1_out", "leave_k_out", "subsample"],
+                      help="one or more policies, run as one sweep")
+    stab.add_argument("--k", type=int, nargs="+", default=None,
+                      help="analyses left out (leave_k_out); several values, one each")
+    stab.add_argument("--target-n", type=int, nargs="+", default=None,
+                      help="analyses kept (subsample); several values, one each")
     stab.add_argument("--n-resamples", type=int, default=None, help="number of replicates")
     stab.add_argument("--refit", choices=["approximate", "full"], default="approximate",
                       help="one shared null (NiMARE's) or a Monte Carlo null per replicate")
@@ -251,11 +306,13 @@ def cmd_ale(args):
     from dmeta.correct import FWECorrector
 
     montecarlo = not args.predictive or args.n_iters is not None
-    if not montecarlo and (args.seed, args.chunk_iters, args.voxel_thresh) != (
-            None, None, VOXEL_THRESH):
-        raise InputError("--seed, --chunk-iters and --voxel-thresh set the Monte Carlo null, "
-                         "which --predictive replaces (its clusters are formed at p < 0.001); "
-                         "add --n-iters N to run a Monte Carlo null as well")
+    if not montecarlo and (args.seed, args.chunk_iters, args.voxel_thresh, args.precision,
+                           args.max_iters) != (None, None, VOXEL_THRESH, None, None):
+        raise InputError("--seed, --chunk-iters, --voxel-thresh, --precision and --max-iters "
+                         "set the Monte Carlo null, which --predictive replaces (its clusters "
+                         "are formed at p < 0.001); add --n-iters N (or auto) to run a Monte "
+                         "Carlo null as well")
+    adaptive = adaptive_options(args)
     cset = _coordinates(args.input, args, args.ids)
     with _cluster(args):
         result = ALE(**_kernel(args)).fit(cset)
@@ -268,7 +325,7 @@ def cmd_ale(args):
             n_iters = N_ITERS if args.n_iters is None else args.n_iters
             result = FWECorrector(voxel_thresh=args.voxel_thresh, n_iters=n_iters,
                                   seed=args.seed, chunk_iters=args.chunk_iters,
-                                  store=args.out).transform(result)
+                                  store=args.out, **adaptive).transform(result)
     result.to_zarr(args.out)
     if args.nifti:
         result.save_nifti(args.nifti)
@@ -277,22 +334,44 @@ def cmd_ale(args):
         print(_predictive_summary(result, name))
     if montecarlo:
         print(_summary(result, name))
+        _print_adaptive(result.attrs["corrections"].get(MONTECARLO))
     print(_where_written(args))
+
+
+MONTECARLO = "corr-FWE_method-montecarlo"
+
+
+def _print_adaptive(record, unit="iterations", what="Monte Carlo"):
+    """Where an adaptive run stopped, and the histogram pass of a subtraction's FWE."""
+    for label, run in ((what, record), (f"{what} (cluster-forming threshold)",
+                                        threshold_record(record))):
+        line = adaptive.summary(run, unit)
+        if line:
+            print(f"{label}: {line}")
 
 
 def cmd_stability(args):
     from dmeta.diagnostics import stability_sweep
+    from dmeta.diagnostics.sweep_summary import summary_table
 
+    adaptive = adaptive_options(args)  # before any input is read
     cset = _coordinates(args.input, args, args.ids)
     with _cluster(args):
         sweep = stability_sweep(
-            cset, [args.policy], k=args.k, target_n=args.target_n,
+            cset, args.policy, k=args.k, target_n=args.target_n,
             n_resamples=args.n_resamples, random_state=args.seed,
             voxel_thresh=args.voxel_thresh, n_iters=args.n_iters, refit=args.refit,
-            store=args.out, chunk_iters=args.chunk_iters, **_kernel(args),
+            store=args.out, chunk_iters=args.chunk_iters, **adaptive, **_kernel(args),
         )
-    print(sweep.drop_vars("stability").to_dataframe().to_string())
-    print(f"results: {Path(args.out).resolve()}")
+    summary = summary_table(sweep)
+    columns = ["Iterations (min)", "Iterations (median)", "Iterations (max)",
+               "Precision reached"]
+    print(summary.drop(columns=columns).to_string())
+    print(summary[columns].to_string(float_format=lambda v: f"{v:.4g}"))
+    if adaptive:
+        print(f"precision reached: {summary['Precision reached'].max():.3f} (asked "
+              f"{adaptive['precision']:g}, limit {adaptive['max_iters']} iterations)")
+    print(f"results: {Path(args.out).resolve()}  report: dmeta report {args.out} --html DIR")
 
 
 def _groups(args):
@@ -316,7 +395,8 @@ def _subtraction(args, **params):
     from dmeta.subtraction import ALESubtraction
 
     return ALESubtraction(n_iters=args.n_iters, seed=args.seed, chunk_iters=args.chunk_iters,
-                          tie_handling=args.tie_handling, **_kernel(args), **params)
+                          tie_handling=args.tie_handling, **_kernel(args),
+                          **adaptive_options(args), **params)
 
 
 def _subtraction_fwe(args):
@@ -335,10 +415,12 @@ def _subtraction_fwe(args):
     voxel_thresh = VOXEL_THRESH if args.voxel_thresh is None else args.voxel_thresh
     return FWECorrector(voxel_thresh=voxel_thresh, n_iters=args.n_iters,
                         seed=args.seed, chunk_iters=args.chunk_iters, store=args.out,
-                        vfwe_only=args.vfwe_only, target=args.fwe_target or "pairwise")
+                        vfwe_only=args.vfwe_only, target=args.fwe_target or "pairwise",
+                        **adaptive_options(args))
 
 
 def cmd_subtract(args):
+    adaptive_options(args)  # bad --precision/--max-iters refused before any input is read
     corrector = _subtraction_fwe(args)
     cset1, cset2, name1, name2 = _groups(args)
     with _cluster(args):
@@ -351,14 +433,17 @@ def cmd_subtract(args):
     if args.nifti:
         result.save_nifti(args.nifti)
     print(_subtraction_summary(result, name1, name2))
+    _print_adaptive(result.attrs.get("permutations"), "permutations", "Permutations")
     if corrector is not None:
         print(*_corrected_counts(result, "_corr-FWE_method-montecarlo"), sep="\n")
+        _print_adaptive(result.attrs["corrections"].get(MONTECARLO), "permutations",
+                        "FWE permutations")
     print(_where_written(args))
 
 
 def _subtraction_summary(result, name1, name2):
     z = result.get_map("z_desc-group1MinusGroup2", "array")
-    n_iters = result.attrs["params"]["n_iters"]
+    n_iters = result.attrs.get("permutations", result.attrs["params"])["n_iters"]
     return (f"{name1} minus {name2}: {int((z > 1.96).sum())} voxels with group 1 > group 2 "
             f"and {int((z < -1.96).sum())} with group 2 > group 1 at uncorrected two-sided "
             f"p < 0.05 ({n_iters} permutations)")
@@ -377,8 +462,9 @@ def cmd_contrast(args):
     from dmeta.correct import FWECorrector
     from dmeta.workflows import ContrastWorkflow
 
+    adaptive = adaptive_options(args)
     corrector = "fdr" if args.corrector == "fdr" else FWECorrector(
-        n_iters=args.n_iters, seed=args.seed, chunk_iters=args.chunk_iters)
+        n_iters=args.n_iters, seed=args.seed, chunk_iters=args.chunk_iters, **adaptive)
     # Built first: a bad --alpha is refused before any input is read.
     workflow = ContrastWorkflow(ALE(**_kernel(args)), _subtraction(args), corrector,
                                 alpha=args.alpha, output_dir=args.nifti)
@@ -387,6 +473,7 @@ def cmd_contrast(args):
         result = workflow.fit(cset1, cset2)
     result.to_zarr(args.out)
     print(_contrast_summary(result, name1, name2, args.alpha))
+    _print_adaptive(result.attrs.get("permutations"), "permutations", "Permutations")
     print(_where_written(args))
 
 
@@ -405,6 +492,9 @@ def _contrast_summary(result, name1, name2, alpha):
 def cmd_scale(args):
     from dmeta.scale import SCALE, scale_base_rate
 
+    if adaptive_options(args):
+        raise InputError("scale: --n-iters auto is not supported yet: SCALE's p-values count "
+                         "exceedances over a fixed number of null datasets; give a number")
     try:
         xyz = scale_base_rate(args.base_rate, unknown_space=args.unknown_space)
     except InputError as exc:

@@ -129,7 +129,7 @@ class FWECorrector(DmetaBase):
             f"of random-foci datasets ({levels})"
             + ("." if self.vfwe_only else ", with face-connected clusters formed at "
                f"uncorrected p < {self.voxel_thresh}.")
-        ) + describe(nulls)
+        ) + _describe(nulls)
         return corrected
 
     def _correct_subtraction(self, result, subtraction):
@@ -142,6 +142,12 @@ class FWECorrector(DmetaBase):
             corrected.nulls = nulls
             n_iters = int(nulls.sizes["iteration"])
             self._record(corrected, nulls, thresh)
+            first = nulls.attrs.get("threshold_adaptive")
+            if first:  # an adaptive histogram pass: its own count and precision
+                corrected.attrs["corrections"][_SUFFIX].update(
+                    threshold_n_iters=int(nulls.attrs["threshold_iters"]),
+                    threshold_achieved_precision=float(max(first["achieved"].values())),
+                    threshold_converged=bool(first["converged"]))
             corrected.description += (
                 f" Family-wise error was controlled with {n_iters} random reassignments of the "
                 "pooled experiments to groups of the original sizes, keeping each one's maximum "
@@ -151,7 +157,11 @@ class FWECorrector(DmetaBase):
                    "and negative apart) being formed at the quantile "
                    f"{1 - self.voxel_thresh:g} of absolute ALE differences over all "
                    "reassignments and voxels.")
-            )
+            ) + _describe(nulls, "reassignments") + (
+                f" The cluster-forming threshold was read from the first "
+                f"{nulls.attrs['threshold_iters']} reassignments, where the maximum absolute "
+                f"difference's critical value was known to {max(first['achieved'].values()):.3f}"
+                " of its value." if first else "")
         if self.target in ("main-effects", "all"):
             for label, group in zip(("group1", "group2"), subtraction.groups_):
                 main = self._correct_ale(group, group.estimator, f"fwe-{label}")
@@ -179,13 +189,23 @@ class FWECorrector(DmetaBase):
         self._record(corrected, nulls, None)
         corrected.description += (
             f" Family-wise error was controlled at the voxel level with the maximum ALE of "
-            f"{n_iters} base-rate null datasets.") + describe(nulls)
+            f"{n_iters} base-rate null datasets.") + _describe(nulls, "null datasets")
         return corrected
 
     def _difference_nulls(self, result, subtraction):
         """The fit's nulls when they answer this request, else new ones (NiMARE's rule)."""
+        def same_budget(fitted):
+            # The same count (not an adaptive null: its threshold came from fewer), or both
+            # "auto" with the same precision and limit, watching the same critical values.
+            info = fitted.attrs.get("adaptive")
+            if self.n_iters != "auto":
+                return not info and fitted.sizes.get("iteration") == self.n_iters
+            return bool(info) and info["precision"] == self.precision and (
+                info["max_iters"] == self.max_iters) and (
+                bool(fitted.attrs.get("vfwe_only", True)) == bool(self.vfwe_only))
+
         fitted = result.nulls
-        if fitted is not None and fitted.sizes.get("iteration") == self.n_iters and (
+        if fitted is not None and same_budget(fitted) and (
                 self.vfwe_only or not fitted.attrs.get("vfwe_only", True)) and (
                 self.vfwe_only or fitted.attrs.get("voxel_thresh") == self.voxel_thresh) and (
                 self.seed is None or self.seed == fitted.attrs.get("seed")):
@@ -195,8 +215,8 @@ class FWECorrector(DmetaBase):
         seed = subtraction.seed_ if self.seed is None and self.store is None else self.seed
         nulls, thresh = difference_nulls(
             lc, len(subtraction.ma1_.ids), space.flat_index[lc.voxels], space.shape,
-            self.n_iters, self.voxel_thresh, self.vfwe_only, seed, self.chunk_iters,
-            self.store)
+            self._budget(_critical_columns(self.vfwe_only)), self.voxel_thresh,
+            self.vfwe_only, seed, self.chunk_iters, self.store)
         return nulls.assign_attrs(cluster_forming_stat=thresh,
                                   voxel_thresh=self.voxel_thresh), thresh
 
@@ -213,6 +233,11 @@ class FWECorrector(DmetaBase):
             "cluster_forming_stat": thresh, "vfwe_only": bool(self.vfwe_only),
             "target": self.target, **adaptive_record(nulls),
         })
+
+
+def _describe(nulls, unit="iterations"):
+    """The methods sentence on an adaptive null's stop ("" for a fixed one)."""
+    return describe(nulls.attrs.get("adaptive"), nulls.sizes["iteration"], unit)
 
 
 def _critical_columns(vfwe_only):

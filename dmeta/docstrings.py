@@ -88,8 +88,17 @@ voxel_thresh : float
 # -- Relabellings of an ALE subtraction ---------------------------------------------------
 
 docdict["n_iters_permutation"] = """\
-n_iters : int
-    Number of random relabellings of the pooled analyses (group sizes kept)."""
+n_iters : int or "auto"
+    Number of random relabellings of the pooled analyses (group sizes kept). ``"auto"``
+    runs until the voxel-level FWE critical value (the 95th percentile of each
+    relabelling's maximum absolute difference) is known to ``precision``, in blocks
+    dividing 100 relabellings (see :mod:`dmeta.montecarlo.adaptive`)."""
+
+docdict["precision_permutation"] = """\
+precision : float
+    With ``n_iters="auto"``: the largest accepted relative Monte Carlo error of the
+    voxel-level FWE critical value, the half-width of its 95% order-statistic interval
+    over the value; in (0, 1)."""
 
 docdict["seed_permutation"] = """\
 seed : int, optional

@@ -172,7 +172,7 @@ def test_fwe_reports_what_the_adaptive_run_did(client, knowledge_ale, tmp_path):
     assert record["n_iters"] == n and record["n_iters_requested"] == "auto"
     assert record["precision"] == 0.2 and record["max_iters"] == 800
     assert record["converged"] == (record["achieved_precision"] <= 0.2)
-    assert f"stopped at {n} iterations" in corrected.description or (
+    assert f"the run stopped at {n}, the first multiple of 100" in corrected.description or (
         "reached its limit of 800" in corrected.description)
     corrected.to_zarr(tmp_path / "run.zarr")
     reopened = dmeta.open_result(tmp_path / "run.zarr")

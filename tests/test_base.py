@@ -107,7 +107,8 @@ ENTRY_POINTS = {
 @pytest.mark.parametrize("entry", ENTRY_POINTS, ids=str)
 def test_bad_iteration_counts_are_refused_before_any_work(no_mask, two_csets, entry, name,
                                                           bad):
-    with pytest.raises(InputError, match=rf"^{name} must be a positive integer, got "):
+    accepted = " or 'auto'" if name == "n_iters" else ""
+    with pytest.raises(InputError, match=rf"^{name} must be a positive integer{accepted}, got "):
         ENTRY_POINTS[entry](two_csets, {name: bad})
 
 

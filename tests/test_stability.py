@@ -99,7 +99,11 @@ def test_every_policy(client, pain_ale, kwargs):
     assert 0 <= stability.min() and stability.max() <= 1 and (stability > 0).sum() > 500
     summary = out.tables[f"{MAP}_tab-summary"]
     assert list(summary.columns) == ["target_image", "resampling_policy", "n_resamples",
-                                     "target_n", "k", "random_state"]
+                                     "target_n", "k", "random_state", "n_iters_min",
+                                     "n_iters_median", "n_iters_max", "precision_reached"]
+    assert summary["n_iters_max"][0] == 24
+    record = out.attrs["diagnostics"][MAP]
+    assert record["n_iters"] == 24 and "precision" not in record
     assert summary["resampling_policy"][0] == kwargs["resampling_policy"]
 
 
@@ -129,11 +133,11 @@ def test_sweep_resumes_to_the_uninterrupted_result(client, pain, tmp_path, monke
         write = store_module.SupportStore.write
         calls = []
 
-        def interrupted(self, replicates, packed):
+        def interrupted(self, *args):
             if len(calls) == 2:
                 raise KeyboardInterrupt
             calls.append(1)
-            write(self, replicates, packed)
+            write(self, *args)
 
         monkeypatch.setattr(store_module.SupportStore, "write", interrupted)
         with pytest.raises(KeyboardInterrupt):

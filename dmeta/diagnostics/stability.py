@@ -10,9 +10,10 @@ import pandas as pd
 from dmeta.base import DmetaBase
 from dmeta.diagnostics.base import analysis_groups
 from dmeta.diagnostics.resampling import Policy
-from dmeta.diagnostics.sweep import Config, Thresholds, run_stability
+from dmeta.diagnostics.sweep import Config, Thresholds, iteration_row, run_supports
 from dmeta.docstrings import fill_doc
 from dmeta.errors import InputError
+from dmeta.montecarlo.adaptive import MAX_ITERS, PRECISION
 from dmeta.results import MetaResult
 from dmeta.validation import check_run_params
 
@@ -50,11 +51,16 @@ class ResampledStability(DmetaBase):
     %(cluster_threshold_stability)s
     %(alpha_stability)s
     %(refit)s
-    n_iters : int, optional
+    n_iters : int or "auto", optional
         Monte Carlo iterations per null; by default those of the result's FWE null, else 5000.
+        ``"auto"`` runs each null (the shared one, or each replicate's with
+        ``refit="full"``) until the cluster-size cut, the (1 - ``alpha``) quantile of its
+        largest clusters, is known to ``precision`` (see :mod:`dmeta.montecarlo.adaptive`).
     %(mask_coverage)s
     %(store_stability)s
     %(chunk_iters)s
+    %(precision)s
+    %(max_iters)s
     """
 
     def __init__(self, target_image: str = "z_desc-size_level-cluster_corr-FWE_method-montecarlo",
@@ -64,7 +70,8 @@ class ResampledStability(DmetaBase):
                  cluster_threshold: int | None = None, alpha: float = 0.05,
                  refit: Literal["approximate", "full"] = "approximate",
                  n_iters: int | None = None, mask_coverage: Literal["gm", "brain"] = "gm",
-                 store: str | os.PathLike | None = None, chunk_iters: int | None = None):
+                 store: str | os.PathLike | None = None, chunk_iters: int | None = None,
+                 precision: float = PRECISION, max_iters: int = MAX_ITERS):
         self.target_image = target_image
         self.resampling_policy = resampling_policy
         self.k = k
@@ -79,6 +86,8 @@ class ResampledStability(DmetaBase):
         self.mask_coverage = mask_coverage
         self.store = store
         self.chunk_iters = chunk_iters
+        self.precision = precision
+        self.max_iters = max_iters
 
     def _n_iters(self, result):
         if self.n_iters is not None:
@@ -88,9 +97,17 @@ class ResampledStability(DmetaBase):
         return 5000
 
     def transform(self, result: MetaResult) -> MetaResult:
-        """Return a copy of ``result`` with the stability map and the summary table."""
-        check_run_params(self.random_state, "random_state", n_iters=self.n_iters,
-                         chunk_iters=self.chunk_iters, n_resamples=self.n_resamples)
+        """Return a copy of ``result`` with the stability map and the summary table.
+
+        The summary adds to NiMARE's columns the Monte Carlo iterations behind the
+        replicates' cluster-size cuts (min, median, max over replicates) and the worst
+        relative error of a cut (``precision_reached``); ``attrs["diagnostics"]`` records
+        them under the map's name, with the thresholds.
+        """
+        check_run_params(self.random_state, "random_state", chunk_iters=self.chunk_iters,
+                         n_resamples=self.n_resamples)
+        Thresholds(n_iters=5000 if self.n_iters is None else self.n_iters, alpha=self.alpha,
+                   precision=self.precision, max_iters=self.max_iters).check(self.chunk_iters)
         groups = analysis_groups(result)
         if len(groups) != 1:
             raise InputError("ResampledStability supports single-sample ALE results only")
@@ -98,9 +115,12 @@ class ResampledStability(DmetaBase):
         config = Config.build(self.resampling_policy, len(ma.ids), self.k, self.target_n,
                               self.n_resamples, self.random_state, self.refit)
         th = Thresholds(0.001 if self.voxel_thresh is None else self.voxel_thresh, self.alpha,
-                        self._n_iters(result), self.cluster_threshold, self.mask_coverage)
-        stability = run_stability(ma, {config.label: config}, th, self.random_state,
-                                  self.store, self.chunk_iters)[config.label]
+                        self._n_iters(result), self.cluster_threshold, self.mask_coverage,
+                        self.precision, self.max_iters)
+        st = run_supports(ma, {config.label: config}, th, self.random_state, self.store,
+                          self.chunk_iters)[config.label]
+        stability = st.stability()
+        iterations = iteration_row(st)
         name = f"{self.target_image}_diag-ResampledStability"
         out = result.copy()
         out.add_maps({name: stability.astype("float32")})
@@ -111,5 +131,14 @@ class ResampledStability(DmetaBase):
             "target_n": config.kept,
             "k": self.k,
             "random_state": self.random_state,
+            "n_iters_min": iterations["Iterations (min)"],
+            "n_iters_median": iterations["Iterations (median)"],
+            "n_iters_max": iterations["Iterations (max)"],
+            "precision_reached": iterations["Precision reached"],
         }])})
+        out.attrs.setdefault("diagnostics", {})[name] = {
+            "name": type(self).__name__, "label": config.label, **th.identity(),
+            "refit": self.refit, "random_state": self.random_state,
+            **{key: (None if value != value else value) for key, value in iterations.items()},
+        }
         return out

@@ -17,7 +17,8 @@ which blocks finish, and a resumed run stops where an uninterrupted one would.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 from scipy import stats
@@ -84,6 +85,8 @@ class StoppingRule:
     max_iters: int = MAX_ITERS
     columns: tuple = ("max_stat",)
     q: float = 0.95
+    #: Whether the rule reads each block's histogram (the engine then keeps them for it).
+    reads_histograms: ClassVar[bool] = False
 
     def checkpoints(self, start=0):
         """Iteration counts the rule looks at, after ``start``."""
@@ -126,27 +129,111 @@ def iteration_budget(n_iters, precision=PRECISION, max_iters=MAX_ITERS, columns=
         check_p("precision", precision)
         check_positive_int("max_iters", max_iters)
         return StoppingRule(float(precision), int(max_iters), tuple(columns), float(q))
-    if isinstance(n_iters, str):
+    if not (isinstance(n_iters, (int, np.integer)) and not isinstance(n_iters, bool)
+            and n_iters > 0):
         raise InputError(f"n_iters must be a positive integer or 'auto', got {n_iters!r}")
-    check_positive_int("n_iters", n_iters)
     return int(n_iters)
 
 
-def describe(nulls):
-    """One sentence on how many iterations an adaptive null used and why it stopped."""
-    info = nulls.attrs.get("adaptive")
+@dataclass(frozen=True)
+class PooledQuantileRule(StoppingRule):
+    """When a voxelwise null (a histogram pooling every null value of every iteration) has
+    enough iterations for its upper ``q``-quantile.
+
+    Values within an iteration are correlated (neighbouring voxels), so a binomial interval
+    over all pooled values would be overconfident. Iterations are independent, though: each
+    batch of :data:`STEP` consecutive iterations gives its own quantile, read from the sum of
+    its blocks' histograms (blocks divide :data:`STEP`), and the batch quantiles are
+    independent draws. The interval is the distribution-free interval of their median
+    (:func:`quantile_interval` at 0.5), its half-width taken relative to the pooled quantile,
+    the value the result uses. At least 6 batches are needed for a finite interval.
+
+    Parameters
+    ----------
+    precision, max_iters : as :class:`StoppingRule`
+    q : float
+        Quantile of the pooled null (1 - the uncorrected p whose critical value is watched).
+    bins : array of float
+        Bin centres of the histogram (``ALE.bins_``).
+    """
+
+    columns: tuple = ()
+    q: float = 0.999
+    bins: object = field(default=None, compare=False, repr=False)
+    reads_histograms: ClassVar[bool] = True
+
+    #: Name of the one critical value in ``achieved``.
+    NAME = "pooled_quantile"
+
+    def threshold(self, hist):
+        """The statistic whose upper-tail share of ``hist`` first falls to 1 - q."""
+        from dmeta.approximate_null import hist_to_threshold
+
+        return float(hist_to_threshold(hist, np.asarray(self.bins), 1.0 - self.q))
+
+    def achieved(self, nulls, n):
+        """Relative half-width of the batch quantiles' median interval over the first ``n``
+        iterations, against the pooled quantile.
+
+        ``nulls`` holds ``hist``, each block's histogram (block x bin), and ``chunk_iters``,
+        the block size, as the engine keeps them.
+        """
+        hist, chunk = np.asarray(nulls["hist"]), nulls["chunk_iters"]
+        blocks, per_batch, n_batches = -(-n // chunk), STEP // chunk, n // STEP
+        batches = hist[: n_batches * per_batch].reshape(n_batches, per_batch, -1).sum(axis=1)
+        quantiles = [self.threshold(b) for b in batches]
+        pooled = self.threshold(hist[:blocks].sum(axis=0))
+        if not quantiles:
+            return {self.NAME: np.inf}
+        _, lower, upper = quantile_interval(quantiles, 0.5)
+        half_width = (upper - lower) / 2.0
+        if half_width == 0:
+            return {self.NAME: 0.0}
+        return {self.NAME: float(half_width / pooled) if pooled else np.inf}
+
+
+def describe(info, n_iters, unit="iterations", watched=None):
+    """One methods sentence on where an adaptive run stopped ("" for a fixed count).
+
+    ``info`` is a null's ``attrs["adaptive"]``; ``watched`` names the critical values in
+    words (default: the null's percentiles).
+    """
     if not info:
         return ""
+    watched = watched or (f"every critical value ({info['quantile'] * 100:g}th percentiles of "
+                          "the null)")
     reached = max(info["achieved"].values())
     if info["converged"]:
-        return (f" The run stopped at {nulls.sizes['iteration']} iterations, the first multiple "
-                f"of {STEP} at which the {CONFIDENCE:.0%} order-statistic interval of every "
-                f"critical value ({info['quantile'] * 100:g}th percentiles of the null) had a "
-                f"half-width of at most {info['precision']:.0%} of the value (largest "
-                f"{reached:.3f}).")
-    return (f" The run reached its limit of {info['max_iters']} iterations with critical "
-            f"values' {CONFIDENCE:.0%} intervals of relative half-width up to {reached:.3f}, "
-            f"above the {info['precision']:g} asked for.")
+        return (f" The number of {unit} was set adaptively: the run stopped at {n_iters}, the "
+                f"first multiple of {STEP} at which the {CONFIDENCE:.0%} order-statistic "
+                f"interval of {watched} had a half-width of at most {info['precision']:.0%} of "
+                f"the value ({reached:.3f}).")
+    return (f" The number of {unit} was set adaptively but reached its limit of "
+            f"{info['max_iters']}, where the {CONFIDENCE:.0%} interval of {watched} had a "
+            f"relative half-width of {reached:.3f}, above the {info['precision']:g} asked for.")
+
+
+def summary(record, unit="iterations"):
+    """"stopped at 2300 iterations (limit 20000): relative precision 0.048 <= 0.05" from a
+    record with :func:`adaptive_record`'s keys and ``n_iters``; None for a fixed count."""
+    if not record or record.get("n_iters_requested") != "auto":
+        return None
+    reached, asked = record["achieved_precision"], record["precision"]
+    if record["converged"]:
+        return (f"stopped at {record['n_iters']} {unit} (limit {record['max_iters']}): "
+                f"relative precision {reached:.3f} <= {asked:g}")
+    return (f"reached its limit of {record['n_iters']} {unit}: relative precision "
+            f"{reached:.3f} > {asked:g} asked for")
+
+
+def threshold_record(record):
+    """A subtraction FWE record's histogram pass (the cluster-forming threshold) as a record
+    of its own, or None when it has none."""
+    if not record or record.get("threshold_n_iters") is None:
+        return None
+    return {**record, "n_iters": record["threshold_n_iters"],
+            "achieved_precision": record["threshold_achieved_precision"],
+            "converged": record["threshold_converged"]}
 
 
 def adaptive_record(nulls):

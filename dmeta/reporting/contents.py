@@ -21,6 +21,8 @@ DIFFERENCE_Z = "z_desc-group1MinusGroup2"
 GATED_MAPS = ("z_desc-contrast", "z_desc-group1MainEffect", "z_desc-group2MainEffect",
               "z_desc-conjunction")
 CONTRAST_TABLE = "contrast_tab-metadata"
+#: ``<target><FAILSAFE_SUFFIX>``: one row per cluster (:class:`~dmeta.FailSafeN`).
+FAILSAFE_SUFFIX = "_diag-FailSafeN"
 
 
 @dataclass
@@ -48,6 +50,8 @@ class Contents:
     diagnostic_tables: list = field(default_factory=list)
     stability_maps: list = field(default_factory=list)
     stability_tables: list = field(default_factory=list)
+    failsafe_tables: list = field(default_factory=list)
+    sweep_tables: list = field(default_factory=list)
     other_tables: list = field(default_factory=list)
     null_names: list = field(default_factory=list)
 
@@ -96,6 +100,10 @@ def survey(result):
             contents.diagnostic_tables.append(_diagnostic_table(name))
         elif name.endswith(f"{STABILITY_SUFFIX}_tab-summary"):
             contents.stability_tables.append(name)
+        elif name.endswith(FAILSAFE_SUFFIX):
+            contents.failsafe_tables.append(name)
+        elif name.startswith("sweep_tab-"):  # dmeta.diagnostics.sweep_summary
+            contents.sweep_tables.append(name)
         else:
             contents.other_tables.append(name)
     if result.nulls is not None:

@@ -41,6 +41,10 @@ REFERENCES = [
     (("Nichols et al\\.,[^)]*2005", "[Cc]onjunction"),
      ("Nichols, T., Brett, M., Andersson, J., Wager, T., & Poline, J.-B. (2005). Valid "
      "conjunction inference with the minimum statistic. NeuroImage, 25(3), 653-660.")),
+    (("Acar et al\\.,[^)]*2018",),
+     ("Acar, F., Seurinck, R., Eickhoff, S. B., & Moerkerke, B. (2018). Assessing robustness "
+     "against potential publication bias in Activation Likelihood Estimation (ALE) "
+     "meta-analyses for fMRI. PLoS ONE, 13(11), e0208177.")),
     (("Benjamini-Hochberg", "Benjamini & Hochberg"),
      ("Benjamini, Y., & Hochberg, Y. (1995). Controlling the false discovery rate: a "
      "practical and powerful approach to multiple testing. Journal of the Royal Statistical "

@@ -10,10 +10,13 @@ import pandas as pd
 
 from dmeta.clusters import supra_threshold_clusters
 from dmeta.diagnostics.tables import cluster_table
+from dmeta.montecarlo import adaptive
+from dmeta.montecarlo.adaptive import threshold_record
 from dmeta.reporting import figures
-from dmeta.reporting.contents import foci_sets, group_label
+from dmeta.reporting.contents import FAILSAFE_SUFFIX, foci_sets, group_label
 from dmeta.reporting.html import code, definitions, escape, paragraph, table
 from dmeta.reporting.references import cited
+from dmeta.reporting.sweep import sweep
 from dmeta.results import MetaResult
 from dmeta.results.thresholds import CORRECTED_ALPHA, ZMap, is_z_map
 
@@ -69,6 +72,9 @@ def inputs(page, result, contents):
 def methods(page, result, contents):
     """The methods text, its references and the recorded parameters, as run."""
     parts = [paragraph(result.description)] if result.description else []
+    adaptive = adaptive_runs(result)
+    if adaptive:
+        parts.append("<h3>Monte Carlo precision</h3>" + definitions(adaptive))
     references = "".join(f"<li>{escape(ref)}</li>" for ref in cited(result.description))
     parts.append(f"<h3>References</h3><ol>{references}</ol>")
     groups = _parameter_groups(result)
@@ -77,6 +83,24 @@ def methods(page, result, contents):
             f"<h4>{escape(title)}</h4>" + definitions(_flatten(items))
             for title, items in groups))
     return "".join(parts)
+
+
+#: Records of adaptive runs kept in ``result.attrs`` beside the corrections, and their labels.
+ADAPTIVE_RECORDS = {"voxelwise_null": "Voxelwise Monte Carlo null",
+                    "permutations": "Permutations"}
+
+
+def adaptive_runs(result):
+    """``(label, sentence)`` for each run that stopped at a stated precision
+    (``n_iters="auto"``): the iterations used and the precision reached."""
+    attrs = result.attrs
+    records = [(label, attrs.get(key)) for key, label in ADAPTIVE_RECORDS.items()]
+    for suffix, record in attrs.get("corrections", {}).items():
+        label = f"{record.get('name', 'Correction')} ({suffix})"
+        records += [(label, record),
+                    (f"{label}, cluster-forming threshold", threshold_record(record))]
+    return [(label, line) for label, line in
+            ((label, adaptive.summary(record)) for label, record in records) if line]
 
 
 def _parameter_groups(result):
@@ -94,6 +118,9 @@ def _parameter_groups(result):
     for suffix, record in attrs.pop("corrections", {}).items():
         record = dict(record)
         groups.append((f"Correction: {record.pop('name', 'corrector')} ({suffix})", record))
+    for key, label in ADAPTIVE_RECORDS.items():
+        if key in attrs:
+            groups.append((label, attrs.pop(key)))
     if result.nulls is not None:
         # The iterations the stored null holds, whatever its attributes say.
         held = result.nulls.sizes.get("iteration", 0)
@@ -200,6 +227,32 @@ def diagnostics(page, result, contents):
                                      f"{diag.diagnostic} of {diag.target} ({diag.tail} "
                                      "tail): analyses by cluster."))
         parts.append(table(frame, diag.name))
+    return "".join(parts)
+
+
+def failsafe(page, result, contents):
+    """How many noise analyses each cluster withstands (fail-safe N), with what was run."""
+    parts = []
+    for name in contents.failsafe_tables:
+        frame = result.tables[name]
+        record = result.attrs.get("diagnostics", {}).get(name, {})
+        ran = "; ".join(text for key, text in (
+            ("max_noise", f"up to {record.get('max_noise')}"),
+            ("n_iters", f"{record.get('n_iters')} Monte Carlo iterations per refitted null"),
+            ("seed", f"seed {record.get('seed')}")) if key in record)
+        alpha = record.get("alpha", CORRECTED_ALPHA)
+        flagged = int(frame["Survives max_noise"].sum()) if "Survives max_noise" in frame else 0
+        parts.append(paragraph(
+            f"Fail-safe N of the clusters of {name.removesuffix(FAILSAFE_SUFFIX)} "
+            "(Acar et al., 2018): noise analyses, with random in-mask foci and numbers of foci "
+            "and sample sizes resampled from the data, were added to the meta-analysis"
+            + (f" ({ran})" if ran else "") + "; ALE and its Monte Carlo null were refitted at "
+            "each number tested. A cluster's fail-safe N is the largest number of noise "
+            f"analyses at which the refit still has a cluster with FWE p < {alpha:g} at its "
+            "peak, found by bisection, which assumes that more noise never rescues a cluster."
+            + (f" {flagged} cluster(s) withstood the most noise analyses tested: their "
+               "fail-safe N is at least that." if flagged else "")))
+        parts.append(table(frame, name))
     return "".join(parts)
 
 
@@ -335,8 +388,10 @@ SECTIONS = [
     ("Balanced subtraction", balanced),
     ("Clusters", clusters),
     ("Diagnostics", diagnostics),
+    ("Fail-safe N", failsafe),
     ("Predictive FWE cutoffs", predictive),
     ("Monte Carlo null", nulls),
     ("Stability", stability),
+    ("Resampling sweep", sweep),
     ("Other tables", other_tables),
 ]

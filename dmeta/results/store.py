@@ -9,6 +9,7 @@ Zarr layout written by :meth:`MetaResult.to_zarr`::
       tables/<name>           uint8 1-D array holding the table as an Arrow IPC file
       nulls/                  xarray Dataset over dim "iteration" (only if the result has nulls)
       montecarlo/             owned by the Monte Carlo engine; kept when a store is replaced
+      stability/              resampling replicates (dmeta.diagnostics.store); kept likewise
       modeled_activation/     the fit's MA, when asked for (see dmeta.ma_store)
 
 The root attribute ``"dmeta"`` marks a store dmeta wrote: a dict with ``"kind"``
@@ -45,6 +46,8 @@ STORE_MARKER = "dmeta"
 RESULT_KIND = "result"
 FORMAT_VERSION = 1
 MONTECARLO_GROUP = "montecarlo"
+#: Groups computed before a result is written (resumable work): kept when it is replaced.
+ENGINE_GROUPS = (MONTECARLO_GROUP, "stability")
 
 
 # -- writing -----------------------------------------------------------------------------
@@ -174,6 +177,10 @@ def _has_montecarlo(path: Path) -> bool:
     return (path / MONTECARLO_GROUP / "zarr.json").is_file()
 
 
+def _has_engine_groups(path: Path) -> bool:
+    return any((path / group / "zarr.json").is_file() for group in ENGINE_GROUPS)
+
+
 def _check_replaceable(path: Path) -> None:
     """Refuse to replace anything but a dmeta store or an empty directory."""
     if not os.path.lexists(path):
@@ -182,16 +189,17 @@ def _check_replaceable(path: Path) -> None:
         if not any(path.iterdir()):
             return
         attributes = _root_attributes(path)
-        if attributes is not None and (STORE_MARKER in attributes or _has_montecarlo(path)):
+        if attributes is not None and (STORE_MARKER in attributes or _has_engine_groups(path)):
             return
     raise InputError(f"{path}: exists and is not a dmeta Zarr store; refusing to replace it")
 
 
 def _carry_over_montecarlo(old: Path, new: Path) -> None:
-    """Copy the Monte Carlo engine's group from the store being replaced (copy, not move,
-    so the old store stays whole until the swap)."""
-    if _has_montecarlo(old) and not (new / MONTECARLO_GROUP).exists():
-        shutil.copytree(old / MONTECARLO_GROUP, new / MONTECARLO_GROUP)
+    """Copy the engine groups (Monte Carlo nulls, stability replicates) from the store being
+    replaced (copy, not move, so the old store stays whole until the swap)."""
+    for group in ENGINE_GROUPS:
+        if (old / group / "zarr.json").is_file() and not (new / group).exists():
+            shutil.copytree(old / group, new / group)
 
 
 # -- reading -----------------------------------------------------------------------------

@@ -97,7 +97,7 @@ class BalancedALESubtraction(DmetaBase):
         Pairs of subsamples averaged into a balanced difference, observed or null.
     n_iters : int
         Null datasets, both of the balanced difference's extremes and of the largest
-        cluster.
+        cluster (``"auto"`` is not supported here).
     voxel_thresh : float
         Cluster-forming uncorrected p of the probability maps (approximate null).
     null_method : {"random-foci", "label-permutation"}
@@ -172,6 +172,12 @@ class BalancedALESubtraction(DmetaBase):
         return next(iter(given.values()), None)
 
     def _check_params(self):
+        if isinstance(self.n_iters, str) and self.n_iters == "auto":
+            raise InputError(
+                "BalancedALESubtraction does not support n_iters='auto': its null datasets "
+                "feed several thresholds (extreme balanced differences and each group's "
+                "cluster cut) with no single stopping rule; give a number of iterations "
+                "(default 1000)")
         check_run_params(None, n_iters=self.n_iters, chunk_iters=self.chunk_iters,
                          n_subsamples=self.n_subsamples,
                          difference_iterations=self.difference_iterations)

@@ -15,6 +15,14 @@ from dmeta.base import DmetaBase
 from dmeta.coordinates import CoordinateSet
 from dmeta.docstrings import fill_doc
 from dmeta.errors import InputError
+from dmeta.montecarlo.adaptive import (
+    MAX_ITERS,
+    PRECISION,
+    STEP,
+    StoppingRule,
+    describe,
+    iteration_budget,
+)
 from dmeta.results import MetaResult
 from dmeta.space import MaskLike
 from dmeta.stats import p_to_logp, p_to_z
@@ -79,6 +87,8 @@ class ALESubtraction(DmetaBase):
         "exact" (default): ties with the observed difference count in both tails. "nimare": the
         float32 observed difference NiMARE 0.22.1 compares with, ties on one side.
         ``stat_desc-group1MinusGroup2`` is NiMARE's float32 difference either way.
+    %(precision_permutation)s
+    %(max_iters)s
 
     Attributes
     ----------
@@ -89,13 +99,17 @@ class ALESubtraction(DmetaBase):
     space_ : dmeta.space.Space
     seed_ : int
         The root seed used.
+    n_iters_ : int
+        The relabellings used (with ``n_iters="auto"``, where the run stopped).
     """
 
     def __init__(self, kernel_fwhm: float | None = None, sample_size: int | None = None,
-                 n_iters: int = 5000, seed: int | None = None, chunk_iters: int | None = None,
+                 n_iters: int | Literal["auto"] = 5000, seed: int | None = None,
+                 chunk_iters: int | None = None,
                  mask: MaskLike = None, voxel_thresh: float = 0.001, vfwe_only: bool = True,
                  restrict_to_inference_mask: bool = False, store=None,
-                 tie_handling: Literal["exact", "nimare"] = "exact"):
+                 tie_handling: Literal["exact", "nimare"] = "exact",
+                 precision: float = PRECISION, max_iters: int = MAX_ITERS):
         self.kernel_fwhm = kernel_fwhm
         self.sample_size = sample_size
         self.n_iters = n_iters
@@ -107,6 +121,8 @@ class ALESubtraction(DmetaBase):
         self.restrict_to_inference_mask = restrict_to_inference_mask
         self.store = store
         self.tie_handling = tie_handling
+        self.precision = precision
+        self.max_iters = max_iters
 
     def fit(self, cset1: CoordinateSet, cset2: CoordinateSet, inference_map1=None,
             inference_map2=None) -> MetaResult:
@@ -125,7 +141,10 @@ class ALESubtraction(DmetaBase):
             where the second is.
         """
         check_groups(cset1, cset2, "ALESubtraction")
-        check_run_params(self.seed, n_iters=self.n_iters, chunk_iters=self.chunk_iters)
+        budget = iteration_budget(self.n_iters, self.precision, self.max_iters)
+        check_run_params(self.seed, chunk_iters=self.chunk_iters)
+        if isinstance(budget, StoppingRule):
+            budget.check_block(self.chunk_iters or STEP, "the run")
         check_choice("tie_handling", self.tie_handling, TIE_HANDLING)
         check_p("voxel_thresh", self.voxel_thresh)
         groups = [ALE(self.kernel_fwhm, self.sample_size, mask=self.mask).fit(c)
@@ -147,16 +166,18 @@ class ALESubtraction(DmetaBase):
                     if self.tie_handling == "exact" else diff[lc.voxels].astype(np.float64))
         upper_thresh, lower_thresh = tail_thresholds(lc.total, observed)
         upper, lower, max_abs, self.seed_ = permutation_tail_counts(
-            lc, n1, upper_thresh, lower_thresh, self.n_iters, self.seed, self.chunk_iters
+            lc, n1, upper_thresh, lower_thresh, budget, self.seed, self.chunk_iters
         )
-        nulls = voxel_null(max_abs, self.seed_)
+        self.n_iters_ = int(max_abs.size)
+        nulls = voxel_null(max_abs, self.seed_, budget)
+        self.adaptive_ = nulls.attrs.get("adaptive")
         if not self.vfwe_only:
             nulls, thresh = difference_nulls(
-                lc, n1, self.space_.flat_index[lc.voxels], self.space_.shape, self.n_iters,
+                lc, n1, self.space_.flat_index[lc.voxels], self.space_.shape, budget,
                 self.voxel_thresh, False, self.seed_, self.chunk_iters, self.store)
             nulls.attrs.update(cluster_forming_stat=thresh, voxel_thresh=self.voxel_thresh)
         maps = {f"stat_{DESC}": diff}
-        maps.update(_test_maps(upper, lower, diff, gates, lc.voxels, self.n_iters,
+        maps.update(_test_maps(upper, lower, diff, gates, lc.voxels, self.n_iters_,
                                self.space_.n_voxels))
         for label, group in zip(("group1", "group2"), groups):
             for name in ("stat", "p", "z", "logp"):
@@ -168,7 +189,8 @@ class ALESubtraction(DmetaBase):
             description=self.describe() + _gate_sentence(gates, self.restrict_to_inference_mask),
             nulls=nulls.assign_attrs(vfwe_only=self.vfwe_only),
             attrs={"estimator": "ALESubtraction",
-                   "params": self.provenance(seed=self.seed_), "versions": versions()},
+                   "params": self.provenance(seed=self.seed_), "versions": versions(),
+                   **({"permutations": self.permutation_record()} if self.adaptive_ else {})},
         )
         self.tested_ = lc.voxels
         # A snapshot: refitting this estimator must not change what this result refers to.
@@ -189,10 +211,26 @@ class ALESubtraction(DmetaBase):
             f"performed with dmeta, comparing {counts[0]} foci from {len(self.ma1_.ids)} "
             f"experiments (group 1) with {counts[1]} foci from {len(self.ma2_.ids)} experiments "
             "(group 2). At every voxel in the mask, the ALE difference was compared with its "
-            f"distribution over {self.n_iters} random reassignments of the pooled experiments "
+            f"distribution over {self.n_iters_} random reassignments of the pooled experiments "
             "to groups of the original sizes, in a two-sided test. "
-            + _TIE_SENTENCES[self.tie_handling]
+            + _TIE_SENTENCES[self.tie_handling] + describe(
+                self.adaptive_, self.n_iters_, "reassignments",
+                "the voxel-level FWE critical value (the 95th percentile of the maximum "
+                "absolute difference)")
         )
+
+    def permutation_record(self) -> dict:
+        """What an adaptive fit ran: the relabellings used and the precision reached
+        (``result.attrs["permutations"]``; keys as a corrector's record)."""
+        self.check_fitted("n_iters_", "adaptive_")
+        info = self.adaptive_ or {}
+        record = {"n_iters": self.n_iters_}
+        if info:
+            record.update(n_iters_requested="auto", precision=info["precision"],
+                          max_iters=info["max_iters"],
+                          achieved_precision=float(max(info["achieved"].values())),
+                          converged=bool(info["converged"]))
+        return record
 
 
 _TIE_SENTENCES = {
@@ -226,14 +264,24 @@ def _group_tables(groups):
             for name, table in group.tables.items()}
 
 
-def voxel_null(max_abs, seed):
-    """The voxel-level FWE null of a fit: each relabelling's maximum absolute difference."""
+def voxel_null(max_abs, seed, rule=None):
+    """The voxel-level FWE null of a fit: each relabelling's maximum absolute difference.
+
+    With the :class:`~dmeta.montecarlo.adaptive.StoppingRule` that stopped the fit, the null's
+    ``attrs["adaptive"]`` records it and the precision reached, as the Monte Carlo engine's.
+    """
     zeros = np.zeros_like(max_abs)
+    attrs = {"seed": int(seed), "n_iters": int(max_abs.size)}
+    if isinstance(rule, StoppingRule):
+        achieved = rule.achieved({"max_stat": max_abs}, max_abs.size)
+        attrs["adaptive"] = {
+            "precision": rule.precision, "max_iters": rule.max_iters, "quantile": rule.q,
+            "achieved": achieved, "converged": max(achieved.values()) <= rule.precision}
     return xr.Dataset(
         {"max_stat": ("iteration", max_abs), "max_cluster_size": ("iteration", zeros),
          "max_cluster_mass": ("iteration", zeros)},
         coords={"iteration": np.arange(max_abs.size)},
-        attrs={"seed": int(seed), "n_iters": int(max_abs.size)},
+        attrs=attrs,
     )
 
 

@@ -13,11 +13,14 @@ error.
 
 import hashlib
 import json
+from dataclasses import replace
 
 import numpy as np
 
 from dmeta.clusters import signed_clusters
 from dmeta.montecarlo import run_null
+from dmeta.montecarlo.adaptive import StoppingRule
+from dmeta.montecarlo.store import NULL_NAMES
 from dmeta.stats import null_to_p, p_to_logp, p_to_z
 from dmeta.subtraction._kernel import HIST_SHIFT, histogram_key, null_block, tail_thresholds
 from dmeta.subtraction.permutation import relabellings
@@ -125,6 +128,14 @@ def difference_nulls(lc, n_group1, flat, shape, n_iters, voxel_thresh, vfwe_only
                      chunk_iters=None, store=None):
     """Voxel- and (unless ``vfwe_only``) cluster-level FWE nulls of an ALE difference.
 
+    ``n_iters`` may be a :class:`~dmeta.montecarlo.adaptive.StoppingRule` (its columns are
+    ignored): the histogram pass then stops on its own once the maximum absolute difference's
+    critical value is known to the rule's precision, and the threshold is read from the
+    relabellings it used; the cluster pass stops once the critical values of the maximum, of
+    the cluster size and of the cluster mass all are (it never stops before the histogram
+    pass, whose maxima it repeats). Its nulls record the histogram pass's relabellings
+    (``attrs["threshold_iters"]``) and precision (``attrs["threshold_adaptive"]``).
+
     Returns
     -------
     nulls : xarray.Dataset
@@ -134,24 +145,34 @@ def difference_nulls(lc, n_group1, flat, shape, n_iters, voxel_thresh, vfwe_only
         The cluster-forming absolute difference: NiMARE's quantile 1 - ``voxel_thresh`` of
         absolute difference over every relabelling and voxel.
     """
+    rule = n_iters if isinstance(n_iters, StoppingRule) else None
+
+    def budget(columns):
+        return replace(rule, columns=tuple(columns)) if rule else n_iters
+
     if vfwe_only:
         plan = DifferenceNullPlan(lc, n_group1, flat, shape)
-        return run_null(plan, n_iters, seed, chunk_iters, store, "subtraction-voxel")[0], None
+        return run_null(plan, budget(NULL_NAMES[:1]), seed, chunk_iters, store,
+                        "subtraction-voxel")[0], None
     thresh = None
     for level in (pilot_level(lc, n_group1, voxel_thresh), 0.0):
         plan = DifferenceNullPlan(lc, n_group1, flat, shape, level, histogram=True)
-        nulls, hist = run_null(plan, n_iters, seed, chunk_iters, store,
+        first, hist = run_null(plan, budget(NULL_NAMES[:1]), seed, chunk_iters, store,
                                f"subtraction-histogram-{float(level)!r}")
-        seed = int(nulls.attrs["seed"])
-        thresh = quantile_from_histogram(hist, plan.bin_edges(), n_iters * lc.n_voxels,
+        seed = int(first.attrs["seed"])
+        thresh = quantile_from_histogram(hist, plan.bin_edges(),
+                                         first.sizes["iteration"] * lc.n_voxels,
                                          1.0 - voxel_thresh)
         if thresh is not None:
             break
     thresh = thresh or 0.0  # even the full histogram: the quantile is among the zeros
     # More relabellings move the threshold: the cluster pass of another one is another null.
     plan = DifferenceNullPlan(lc, n_group1, flat, shape, thresh)
-    nulls, _ = run_null(plan, n_iters, seed, chunk_iters, store,
+    nulls, _ = run_null(plan, budget(NULL_NAMES), seed, chunk_iters, store,
                         f"subtraction-cluster-{float(thresh)!r}")
+    if rule:
+        nulls.attrs.update(threshold_iters=int(first.sizes["iteration"]),
+                           threshold_adaptive=first.attrs["adaptive"])
     return nulls, float(thresh)
 
 

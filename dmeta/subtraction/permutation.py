@@ -21,6 +21,7 @@ from scipy import sparse
 
 from dmeta.compute import run_blocks
 from dmeta.errors import InputError
+from dmeta.montecarlo.adaptive import STEP, StoppingRule
 from dmeta.seeds import settle_seed
 from dmeta.subtraction._kernel import group_sums, tail_counts
 from dmeta.validation import check_positive_int
@@ -93,6 +94,12 @@ def permutation_tail_counts(lc, n_group1, upper_thresh, lower_thresh, n_iters, s
     milliseconds already pays its scheduling); counts are added up as tasks finish. The
     log(1 - MA) values and the thresholds go to the workers once.
 
+    With a :class:`~dmeta.montecarlo.adaptive.StoppingRule`, blocks are added to the counts
+    in index order only (a block finished ahead of a gap waits for it), and the rule looks
+    at the maxima of the relabellings added so far at each of its checkpoints: the counts
+    stop at the first checkpoint where the rule is met, and the blocks beyond it are
+    cancelled (or dropped, if already finished). Where it stops depends on the seed alone.
+
     Parameters
     ----------
     lc : LogComplement
@@ -100,40 +107,86 @@ def permutation_tail_counts(lc, n_group1, upper_thresh, lower_thresh, n_iters, s
         Analyses in group 1.
     upper_thresh, lower_thresh : (n_voxels,) float
         From :func:`tail_thresholds`.
-    n_iters : int
-        Relabellings.
+    n_iters : int or StoppingRule
+        Relabellings, or the rule (watching ``max_stat``) that decides how many.
     seed : int, optional
         Root seed; None draws one.
     chunk_iters : int, optional
-        Relabellings per task (default up to 500).
+        Relabellings per task (default up to 500; with a rule, 100, and it must divide 100).
 
     Returns
     -------
     upper, lower : (n_voxels,) int64
         Relabellings whose difference is >= / <= the observed one.
-    max_abs : (n_iters,) float64
-        Each relabelling's maximum absolute difference (the voxel-level FWE null).
+    max_abs : (n,) float64
+        Each relabelling's maximum absolute difference (the voxel-level FWE null), for the
+        ``n`` relabellings counted.
     seed : int
         The root seed used.
     """
-    check_positive_int("n_iters", n_iters)
-    chunk_iters = chunk_iters or min(DEFAULT_CHUNK_ITERS, n_iters)
+    rule = n_iters if isinstance(n_iters, StoppingRule) else None
+    if rule is None:
+        check_positive_int("n_iters", n_iters)
+    budget = rule.max_iters if rule else n_iters
+    chunk_iters = chunk_iters or (STEP if rule else min(DEFAULT_CHUNK_ITERS, n_iters))
     check_positive_int("chunk_iters", chunk_iters)
+    if rule:
+        rule.check_block(chunk_iters, "chunk_iters")
     seed = settle_seed(seed)
-    tasks = {start: (seed, start, min(start + chunk_iters, n_iters), n_group1, lc,
+    tasks = {start: (seed, start, min(start + chunk_iters, budget), n_group1, lc,
                      upper_thresh, lower_thresh)
-             for start in range(0, n_iters, chunk_iters)}
-    counts = np.zeros((2, lc.n_voxels), dtype=np.int64)
-    max_abs = np.zeros(n_iters)
+             for start in range(0, budget, chunk_iters)}
+    tally = _Tally(lc.n_voxels, budget, rule)
 
     def add(start, result):
-        block, maxima = result
-        counts[:] += block
-        max_abs[start:start + maxima.size] = maxima
+        if tally.add(start, result):
+            return [s for s in tasks if s >= tally.n_iters]
+        return ()
 
     run_blocks(_permuted_counts, tasks, add, shared=(lc, upper_thresh, lower_thresh),
                desc="Permutations")
-    return counts[0], counts[1], max_abs, seed
+    n = tally.n_iters if rule else budget
+    return tally.counts[0], tally.counts[1], tally.max_abs[:n], seed
+
+
+class _Tally:
+    """Blocks of relabellings added up: as they arrive, or (with a rule) in index order up to
+    the checkpoint where the rule stops the run."""
+
+    def __init__(self, n_voxels, budget, rule):
+        self.counts = np.zeros((2, n_voxels), dtype=np.int64)
+        self.max_abs = np.zeros(budget)
+        self.rule = rule
+        self.held = {}        # blocks finished beyond the contiguous prefix
+        self.prefix = 0       # relabellings added without a gap
+        self.n_iters = None   # where the rule stopped the run
+
+    def add(self, start, result):
+        """Add one finished block; True once the rule stops the run."""
+        if self.rule is None:
+            self._take(start, result)
+            return False
+        if self.n_iters is not None:
+            return False
+        self.held[start] = result
+        while self.prefix in self.held:
+            looked = self.prefix
+            self.prefix += self._take(looked, self.held.pop(looked))
+            stop = self.rule.stop({"max_stat": self.max_abs}, self.prefix, looked)
+            if stop is not None:
+                # Blocks divide the checkpoints' spacing: a checkpoint is a block's end.
+                assert stop == self.prefix
+                self.n_iters = stop
+                self.held.clear()
+                return True
+        return False
+
+    def _take(self, start, result):
+        """Add a block's counts and maxima; returns its number of relabellings."""
+        block, maxima = result
+        self.counts += block
+        self.max_abs[start:start + maxima.size] = maxima
+        return maxima.size
 
 
 def pooled_csr(ma1, ma2):
