@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     import xarray as xr
 
 NULL_METHODS = ("approximate", "montecarlo")
+#: Uncorrected p whose critical value an adaptive voxelwise null is run for.
+ADAPTIVE_P = 0.001
 
 
 @fill_doc
@@ -193,6 +195,3 @@ class ALE(DmetaBase):
             f"ALE values were converted to p-values with {null}"
         )
 
-
-#: Uncorrected p whose critical value an adaptive voxelwise null is run for.
-ADAPTIVE_P = 0.001

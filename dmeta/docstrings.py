@@ -92,7 +92,8 @@ n_iters : int or "auto"
     Number of random relabellings of the pooled analyses (group sizes kept). ``"auto"``
     runs until the voxel-level FWE critical value (the 95th percentile of each
     relabelling's maximum absolute difference) is known to ``precision``, in blocks
-    dividing 100 relabellings (see :mod:`dmeta.montecarlo.adaptive`)."""
+    dividing 100 relabellings (see :mod:`dmeta.montecarlo.adaptive`), and never stops before
+    2 / ``voxel_thresh`` relabellings, so that p-values below ``voxel_thresh`` exist."""
 
 docdict["precision_permutation"] = """\
 precision : float

@@ -16,13 +16,15 @@ from dmeta.montecarlo.adaptive import STEP, quantile_interval
 from dmeta.montecarlo.store import NULL_NAMES
 
 PRECISION, MAX_ITERS = 0.05, 800
+#: The toy fits' voxel_thresh: adaptive fits then take at least 2 / 0.01 = 200 relabellings.
+VOXEL_THRESH = 0.01
 ALE_PRECISION = 0.05
 FWE_THRESH = 0.05  # a quantile the toy grid's few hundred values per relabelling resolve
 
 
 def _fit(space, groups, **params):
     params = {"n_iters": "auto", "precision": PRECISION, "max_iters": MAX_ITERS, "seed": 3,
-              "mask": space.mask_img, **params}
+              "mask": space.mask_img, "voxel_thresh": VOXEL_THRESH, **params}
     return dmeta.ALESubtraction(**params).fit(*groups)
 
 
@@ -55,9 +57,9 @@ def test_adaptive_fit_stops_where_the_rule_says(auto_fit, toy_space, toy_groups)
     many relabellings; the record, the nulls and the methods text say so."""
     n = auto_fit.nulls.sizes["iteration"]
     fixed = _fit(toy_space, toy_groups, n_iters=MAX_ITERS)
-    rule = StoppingRule(PRECISION, MAX_ITERS, ("max_stat",))
+    rule = StoppingRule(PRECISION, MAX_ITERS, ("max_stat",), min_iters=200)
     assert rule.stop({"max_stat": fixed.nulls["max_stat"].values}, MAX_ITERS) == n
-    assert STEP <= n < MAX_ITERS and n % STEP == 0
+    assert 200 <= n < MAX_ITERS and n % STEP == 0
     same_count = _fit(toy_space, toy_groups, n_iters=n)
     for name in auto_fit.maps.data_vars:
         np.testing.assert_array_equal(auto_fit.get_map(name, "array"),
@@ -69,6 +71,15 @@ def test_adaptive_fit_stops_where_the_rule_says(auto_fit, toy_space, toy_groups)
     assert auto_fit.nulls.attrs["adaptive"]["converged"]
     assert f"over {n} random reassignments" in auto_fit.description
     assert "set adaptively: the run stopped at" in auto_fit.description
+
+
+def test_adaptive_fit_can_resolve_the_uncorrected_threshold(client, toy_space, toy_groups):
+    """At voxel_thresh 0.001 the fit takes at least 2,000 relabellings, so that a voxel's
+    p-value (at least 1 / n) can fall below 0.001, however early the maxima settle."""
+    fit = _fit(toy_space, toy_groups, voxel_thresh=0.001, max_iters=3000)
+    n = fit.nulls.sizes["iteration"]
+    assert 2000 <= n <= 3000
+    assert fit.get_map("p_desc-group1MinusGroup2", "array").min() >= 1 / n
 
 
 def test_subtraction_fwe_auto(client, toy_space, toy_groups, monkeypatch):

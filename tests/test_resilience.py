@@ -37,12 +37,16 @@ def test_worker_killed_mid_run_gives_identical_nulls(client, knowledge_ale, monk
     assert disturbed.identical(undisturbed)
 
 
-def test_client_killed_with_sigkill_resumes_from_its_store(client, tmp_path):
-    """kill -9 of a running `dmeta ale`, then the same command: same as one clean run."""
+@pytest.mark.parametrize("budget", [
+    ["--n-iters", "400", "--chunk-iters", "20"],
+    ["--n-iters", "auto", "--precision", "0.1", "--max-iters", "3000", "--chunk-iters", "20"],
+], ids=["fixed", "adaptive"])
+def test_client_killed_with_sigkill_resumes_from_its_store(client, tmp_path, budget):
+    """kill -9 of a running `dmeta ale`, then the same command: same as one clean run (an
+    adaptive run stops at the same iteration)."""
     out = tmp_path / "run.zarr"
     command = [sys.executable, "-m", "dmeta.cli", "ale", str(example_path("semantic_knowledge")),
-               "--out", str(out), "--n-iters", "400", "--chunk-iters", "20", "--seed", "8",
-               "--workers", "1"]
+               "--out", str(out), *budget, "--seed", "8", "--workers", "1"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     filled = out / "montecarlo" / "fwe" / "filled" / "c"
     deadline = time.monotonic() + 300
@@ -60,3 +64,7 @@ def test_client_killed_with_sigkill_resumes_from_its_store(client, tmp_path):
     subprocess.run([*command[:6], str(clean), *command[7:]], check=True, capture_output=True,
                    timeout=600)
     assert resumed.nulls.identical(dmeta.open_result(clean).nulls)
+    if "auto" in budget:
+        n = resumed.nulls.sizes["iteration"]
+        assert n < 3000 and resumed.attrs["corrections"][
+            "corr-FWE_method-montecarlo"]["n_iters"] == n

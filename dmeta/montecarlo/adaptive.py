@@ -79,24 +79,37 @@ class StoppingRule:
         critical values the result uses.
     q : float
         Quantile the critical values sit at (1 - alpha).
+    min_iters : int
+        Iterations before the first look (rounded up to a multiple of :data:`STEP`), for a
+        result that needs more than its critical values: a permutation p-value, for one,
+        cannot fall below 1 / n.
     """
 
     precision: float = PRECISION
     max_iters: int = MAX_ITERS
     columns: tuple = ("max_stat",)
     q: float = 0.95
+    min_iters: int = STEP
     #: Whether the rule reads each block's histogram (the engine then keeps them for it).
     reads_histograms: ClassVar[bool] = False
 
     def checkpoints(self, start=0):
         """Iteration counts the rule looks at, after ``start``."""
-        points = list(range(STEP, self.max_iters, STEP)) + [self.max_iters]
+        first = max(STEP, -(-self.min_iters // STEP) * STEP)
+        points = list(range(first, self.max_iters, STEP)) + [self.max_iters]
         return [n for n in points if n > start]
 
     def achieved(self, nulls, n):
         """Relative error of each watched column's critical value over the first ``n``
         iterations (:func:`relative_error`)."""
         return {c: relative_error(nulls[c][:n], self.q) for c in self.columns}
+
+    def info(self, nulls, n):
+        """What a null stopped by this rule records (``attrs["adaptive"]``)."""
+        achieved = self.achieved(nulls, n)
+        return {"precision": self.precision, "max_iters": self.max_iters, "quantile": self.q,
+                "min_iters": self.checkpoints()[0], "achieved": achieved,
+                "converged": max(achieved.values()) <= self.precision}
 
     def stop(self, nulls, available, after=0):
         """The first checkpoint in ``(after, available]`` where the rule is met, else None.
@@ -203,9 +216,11 @@ def describe(info, n_iters, unit="iterations", watched=None):
     watched = watched or (f"every critical value ({info['quantile'] * 100:g}th percentiles of "
                           "the null)")
     reached = max(info["achieved"].values())
+    start = info.get("min_iters", STEP)
+    first = f"first multiple of {STEP}" + (f" from {start}" if start > STEP else "")
     if info["converged"]:
         return (f" The number of {unit} was set adaptively: the run stopped at {n_iters}, the "
-                f"first multiple of {STEP} at which the {CONFIDENCE:.0%} order-statistic "
+                f"{first} at which the {CONFIDENCE:.0%} order-statistic "
                 f"interval of {watched} had a half-width of at most {info['precision']:.0%} of "
                 f"the value ({reached:.3f}).")
     return (f" The number of {unit} was set adaptively but reached its limit of "

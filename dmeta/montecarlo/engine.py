@@ -172,10 +172,5 @@ class _Progress:
 
     def read(self):
         nulls, hist = self.store.read(self.n_iters)
-        achieved = self.rule.achieved(self.columns, self.n_iters)
-        nulls.attrs["adaptive"] = {
-            "precision": self.rule.precision, "max_iters": self.rule.max_iters,
-            "quantile": self.rule.q, "achieved": achieved,
-            "converged": max(achieved.values()) <= self.rule.precision,
-        }
+        nulls.attrs["adaptive"] = self.rule.info(self.columns, self.n_iters)
         return nulls, hist
