@@ -64,6 +64,7 @@ def run(name, precisions, seed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = dmeta.ALE().fit(load(name))
+    timed(result, seed=seed, n_iters=100)  # warm-up: compiled kernels, workers' imports
     runs = {}
     for label, params in [("fixed 5000", {"n_iters": 5000}),
                           *[(f"auto {p:g}", {"n_iters": "auto", "precision": p})
@@ -85,6 +86,7 @@ def subtraction(precisions, seed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         groups = [load_example(name) for name in ("semantic_knowledge", "semantic_relatedness")]
+        dmeta.ALESubtraction(seed=seed, n_iters=100).fit(*groups)  # warm-up
         runs = {}
         for label, params in [("fixed 5000", {"n_iters": 5000}),
                               *[(f"auto {p:g}", {"n_iters": "auto", "precision": p})
@@ -104,7 +106,7 @@ def subtraction(precisions, seed):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
     parser.add_argument("--precision", nargs="+", type=float, default=[0.05])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)

@@ -34,8 +34,8 @@ def run_blocks(func, blocks, write, *, shared=(), desc="Blocks", unit="block", i
     write : callable
         ``write(key, result)``, called as each block finishes (in any order). It may return
         the keys of blocks no longer needed (an adaptive run that has enough): they are not
-        started, their tasks in flight are cancelled, and a result of theirs that arrives
-        anyway is not written.
+        started, and those already running are left to finish (a thread cannot be stopped;
+        cancelling would only leave it running behind the scheduler's back) and not written.
     shared : sequence
         Large objects the blocks pass as arguments: each is sent to every worker once, and a
         block argument that *is* one of them (same object) reaches ``func`` as that copy.
@@ -49,7 +49,7 @@ def run_blocks(func, blocks, write, *, shared=(), desc="Blocks", unit="block", i
     if not blocks:
         return
     with session() as client:
-        in_flight, key_of = {}, {}
+        in_flight, draining, key_of = {}, {}, {}
         try:
             copies = client.scatter(list(shared), broadcast=True, hash=False) if shared else []
             copy_of = {id(obj): copy for obj, copy in zip(shared, copies)}
@@ -79,10 +79,15 @@ def run_blocks(func, blocks, write, *, shared=(), desc="Blocks", unit="block", i
             finished = as_completed(submit(window()))
             with tqdm(total=len(blocks), desc=desc, unit=unit, leave=False) as bar:
                 for batch in finished.batches():
+                    for future in batch:
+                        if draining.pop(key_of[future], None) is not None:
+                            future.release()
                     batch = [f for f in batch if key_of[f] in in_flight]
                     for future, result in zip(batch, client.gather(batch)):
                         key = key_of[future]
-                        if in_flight.pop(key, None) is None:
+                        if in_flight.pop(key, None) is None:  # dropped in this batch
+                            draining.pop(key, None)
+                            future.release()
                             continue
                         dropped = {k for k in write(key, result) or ()
                                    if k in in_flight or k in waiting}
@@ -90,12 +95,13 @@ def run_blocks(func, blocks, write, *, shared=(), desc="Blocks", unit="block", i
                         bar.update()
                         if dropped:
                             waiting.difference_update(dropped)
-                            client.cancel([in_flight.pop(k) for k in dropped if k in in_flight])
+                            draining.update((k, in_flight.pop(k)) for k in dropped
+                                            if k in in_flight)
                             bar.total -= len(dropped)
                             bar.refresh()
                     if waiting:
-                        finished.update(submit(window() - len(in_flight)))
-                    if not in_flight:
+                        finished.update(submit(window() - len(in_flight) - len(draining)))
+                    if not in_flight and not draining:
                         break
         finally:
-            client.cancel(list(in_flight.values()))
+            client.cancel([*in_flight.values(), *draining.values()])

@@ -144,7 +144,7 @@ def permutation_tail_counts(lc, n_group1, upper_thresh, lower_thresh, n_iters, s
         return ()
 
     run_blocks(_permuted_counts, tasks, add, shared=(lc, upper_thresh, lower_thresh),
-               desc="Permutations")
+               desc="Permutations", in_order=rule is not None)
     n = tally.n_iters if rule else budget
     return tally.counts[0], tally.counts[1], tally.max_abs[:n], seed
 
