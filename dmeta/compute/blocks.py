@@ -42,9 +42,9 @@ def run_blocks(func, blocks, write, *, shared=(), desc="Blocks", unit="block", i
     desc, unit : str
         Progress bar label and unit.
     in_order : bool
-        Submit the blocks in the order of ``blocks``, about two per worker thread at a time,
-        instead of all at once: blocks then finish roughly in order, and blocks an adaptive
-        run turns out not to need are never started.
+        Submit the blocks in the order of ``blocks``, one per worker thread and one more at a
+        time, instead of all at once: blocks then finish roughly in order, and blocks an
+        adaptive run turns out not to need are never started.
     """
     if not blocks:
         return
@@ -74,7 +74,9 @@ def run_blocks(func, blocks, write, *, shared=(), desc="Blocks", unit="block", i
                 return futures
 
             def window():
-                return 2 * sum(client.nthreads().values()) + 2 if in_order else len(queue)
+                # One block running per thread and one waiting: a block past an adaptive
+                # run's stop that already started is left to finish, so few may start.
+                return sum(client.nthreads().values()) + 1 if in_order else len(queue)
 
             finished = as_completed(submit(window()))
             with tqdm(total=len(blocks), desc=desc, unit=unit, leave=False) as bar:
