@@ -15,8 +15,14 @@ from pathlib import Path
 from dmeta import __version__
 from dmeta.errors import InputError
 from dmeta.io.spaces import UNKNOWN_SPACE_POLICIES
-from dmeta.montecarlo import adaptive
-from dmeta.montecarlo.adaptive import MAX_ITERS, PRECISION, STEP, threshold_record
+from dmeta.montecarlo.adaptive import (
+    MAX_ITERS,
+    PRECISION,
+    STEP,
+    StoppingRule,
+    threshold_record,
+)
+from dmeta.montecarlo.adaptive import summary as stop_summary
 from dmeta.results.thresholds import ZMap, is_z_map
 from dmeta.validation import check_p, check_positive_int
 
@@ -92,20 +98,16 @@ def adaptive_options(args):
         if given:
             raise InputError(f"{' and '.join(given)} apply to adaptive runs; add --n-iters auto")
         return {}
-    from dmeta.montecarlo.adaptive import iteration_budget
-
     precision = PRECISION if args.precision is None else args.precision
     max_iters = MAX_ITERS if args.max_iters is None else args.max_iters
     check_p("--precision", precision)
     check_positive_int("--max-iters", max_iters)
-    rule = iteration_budget("auto", precision, max_iters)
     block = args.chunk_iters or STEP
-    if STEP % block or max_iters < block:
-        try:
-            rule.check_block(block, f"--chunk-iters {block}")
-        except InputError as exc:
-            raise InputError(str(exc).replace("max_iters", "--max-iters")
-                             .replace("set chunk_iters", "set --chunk-iters")) from None
+    try:
+        StoppingRule(precision, max_iters).check_block(block, f"--chunk-iters {block}")
+    except InputError as exc:
+        raise InputError(str(exc).replace("max_iters", "--max-iters")
+                         .replace("set chunk_iters", "set --chunk-iters")) from None
     return {"precision": precision, "max_iters": max_iters}
 
 
@@ -345,7 +347,7 @@ def _print_adaptive(record, unit="iterations", what="Monte Carlo"):
     """Where an adaptive run stopped, and the histogram pass of a subtraction's FWE."""
     for label, run in ((what, record), (f"{what} (cluster-forming threshold)",
                                         threshold_record(record))):
-        line = adaptive.summary(run, unit)
+        line = stop_summary(run, unit)
         if line:
             print(f"{label}: {line}")
 
@@ -391,15 +393,15 @@ def _groups(args):
             *(Path(path).name for path in args.inputs))
 
 
-def _subtraction(args, **params):
+def _subtraction(args, adaptive, **params):
     from dmeta.subtraction import ALESubtraction
 
     return ALESubtraction(n_iters=args.n_iters, seed=args.seed, chunk_iters=args.chunk_iters,
-                          tie_handling=args.tie_handling, **_kernel(args),
-                          **adaptive_options(args), **params)
+                          tie_handling=args.tie_handling, **_kernel(args), **adaptive,
+                          **params)
 
 
-def _subtraction_fwe(args):
+def _subtraction_fwe(args, adaptive):
     """The --fwe corrector, its nulls in the run's store; FWE options without --fwe are
     refused rather than silently ignored."""
     from dmeta.correct import FWECorrector
@@ -416,17 +418,17 @@ def _subtraction_fwe(args):
     return FWECorrector(voxel_thresh=voxel_thresh, n_iters=args.n_iters,
                         seed=args.seed, chunk_iters=args.chunk_iters, store=args.out,
                         vfwe_only=args.vfwe_only, target=args.fwe_target or "pairwise",
-                        **adaptive_options(args))
+                        **adaptive)
 
 
 def cmd_subtract(args):
-    adaptive_options(args)  # bad --precision/--max-iters refused before any input is read
-    corrector = _subtraction_fwe(args)
+    adaptive = adaptive_options(args)  # bad --precision/--max-iters refused before any input
+    corrector = _subtraction_fwe(args, adaptive)
     cset1, cset2, name1, name2 = _groups(args)
     with _cluster(args):
         # The corrector's voxel_thresh, so a bad one is refused before the permutations.
         voxel_thresh = VOXEL_THRESH if corrector is None else corrector.voxel_thresh
-        result = _subtraction(args, voxel_thresh=voxel_thresh).fit(cset1, cset2)
+        result = _subtraction(args, adaptive, voxel_thresh=voxel_thresh).fit(cset1, cset2)
         if corrector is not None:
             result = corrector.transform(result)
     result.to_zarr(args.out)
@@ -466,7 +468,7 @@ def cmd_contrast(args):
     corrector = "fdr" if args.corrector == "fdr" else FWECorrector(
         n_iters=args.n_iters, seed=args.seed, chunk_iters=args.chunk_iters, **adaptive)
     # Built first: a bad --alpha is refused before any input is read.
-    workflow = ContrastWorkflow(ALE(**_kernel(args)), _subtraction(args), corrector,
+    workflow = ContrastWorkflow(ALE(**_kernel(args)), _subtraction(args, adaptive), corrector,
                                 alpha=args.alpha, output_dir=args.nifti)
     cset1, cset2, name1, name2 = _groups(args)
     with _cluster(args):

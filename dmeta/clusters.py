@@ -38,3 +38,13 @@ def signed_clusters(volume, thresh):
     labels = np.where(neg > 0, neg + offset, pos)
     return (labels, np.concatenate([pos_sizes, neg_sizes[1:]]),
             np.concatenate([pos_masses, neg_masses[1:]]))
+
+
+def cluster_peaks(stat, labels, cluster_ids):
+    """Index (into ``stat``) of each listed cluster's voxel of largest ``stat``, the first
+    such voxel on ties."""
+    peaks = []
+    for label in cluster_ids:
+        voxels = np.flatnonzero(labels == label)
+        peaks.append(voxels[np.argmax(stat[voxels])])
+    return np.array(peaks, dtype=np.int64)

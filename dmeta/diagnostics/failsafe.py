@@ -38,7 +38,7 @@ import pandas as pd
 from dmeta.ale import ALE
 from dmeta.approximate_null import hist_to_threshold
 from dmeta.base import DmetaBase
-from dmeta.clusters import supra_threshold_clusters
+from dmeta.clusters import cluster_peaks, supra_threshold_clusters
 from dmeta.coordinates import CoordinateSet
 from dmeta.correct import _fwe_maps
 from dmeta.docstrings import fill_doc
@@ -186,15 +186,10 @@ class TargetClusters:
         labels = space.from_volume(labels).astype(np.int64)
         logp = result.get_map("logp" + target[1:], return_type="array")
         significant = np.unique(labels[(labels > 0) & (logp > -np.log10(alpha))])
-        peaks = np.array([_peak(stat, labels, lab) for lab in significant], dtype=np.int64)
+        peaks = cluster_peaks(stat, labels, significant)
         order = np.argsort(-stat[peaks], kind="stable")
         peaks = peaks[order]
         return cls(peaks, sizes[significant[order]].astype(int), 10.0 ** -logp[peaks])
-
-
-def _peak(stat, labels, label):
-    voxels = np.flatnonzero(labels == label)
-    return voxels[np.argmax(stat[voxels])]
 
 
 @dataclass

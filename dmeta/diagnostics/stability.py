@@ -10,7 +10,7 @@ import pandas as pd
 from dmeta.base import DmetaBase
 from dmeta.diagnostics.base import analysis_groups
 from dmeta.diagnostics.resampling import Policy
-from dmeta.diagnostics.sweep import Config, Thresholds, iteration_row, run_supports
+from dmeta.diagnostics.sweep import Config, Thresholds, as_attrs, iteration_row, run_supports
 from dmeta.docstrings import fill_doc
 from dmeta.errors import InputError
 from dmeta.montecarlo.adaptive import MAX_ITERS, PRECISION
@@ -139,6 +139,6 @@ class ResampledStability(DmetaBase):
         out.attrs.setdefault("diagnostics", {})[name] = {
             "name": type(self).__name__, "label": config.label, **th.identity(),
             "refit": self.refit, "random_state": self.random_state,
-            **{key: (None if value != value else value) for key, value in iterations.items()},
+            **as_attrs(iterations),
         }
         return out

@@ -79,8 +79,11 @@ class SupportStore:
         return total / self.n_replicates
 
     def iterations(self):
-        """Monte Carlo iterations behind each replicate's threshold (-1: not recorded)."""
-        return self.group["iterations"][:].astype(np.int64)
+        """Monte Carlo iterations behind each replicate's threshold (NaN: no null, or not
+        recorded)."""
+        iterations = self.group["iterations"][:].astype(np.float64)
+        iterations[iterations <= 0] = np.nan
+        return iterations
 
     def precision(self):
         """Relative error of each replicate's cluster-size cut (NaN: none or unknown)."""

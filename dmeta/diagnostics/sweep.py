@@ -259,9 +259,7 @@ def summary_row(stability, n_replicates):
 def iteration_row(store):
     """Monte Carlo iterations behind a configuration's replicates (min, median, max; NaN
     without a null) and the worst relative error of their cluster-size cuts."""
-    iterations = store.iterations().astype(np.float64)
-    iterations[iterations <= 0] = np.nan
-    precision = store.precision()
+    iterations, precision = store.iterations(), store.precision()
     row = {}
     for label, reduce in (("min", np.nanmin), ("median", np.nanmedian), ("max", np.nanmax)):
         row[f"Iterations ({label})"] = (float(reduce(iterations))
@@ -269,6 +267,11 @@ def iteration_row(store):
     row["Precision reached"] = (float(np.nanmax(precision)) if np.isfinite(precision).any()
                                 else np.nan)
     return row
+
+
+def as_attrs(row):
+    """``row`` with None for NaN, as attributes are kept (JSON has no NaN)."""
+    return {key: None if value != value else value for key, value in row.items()}
 
 
 @fill_doc
@@ -361,8 +364,7 @@ def stability_sweep(cset: CoordinateSet, policies: Sequence[Policy] = ("leave_1_
     ds.attrs.update({**th.identity(), "refit": refit, "n_analyses": n,
                      "random_state": random_state,
                      "full_support": int(ds["full_support"].sum()),
-                     "full_data": {key: None if value != value else value
-                                   for key, value in iteration_row(stores[FULL_DATA]).items()}})
+                     "full_data": as_attrs(iteration_row(stores[FULL_DATA]))})
     if store is not None:
         _write_result(ds, result, store)
     return ds
@@ -392,7 +394,7 @@ def _sweep_dataset(ma, configs, stores, stat):
         st = stores[name]
         sizes, hits = sweep_summary.replicate_overlaps(cluster_label, st.supports(), n_clusters)
         support.append(padded(sizes))
-        iterations.append(padded(np.where(st.iterations() > 0, st.iterations(), np.nan)))
+        iterations.append(padded(st.iterations()))
         precision.append(padded(st.precision()))
         survival.append(hits)
         mean_stability.append(sweep_summary.cluster_mean_stability(cluster_label, maps[name],

@@ -23,7 +23,7 @@ import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from dmeta.clusters import supra_threshold_clusters
+from dmeta.clusters import cluster_peaks, supra_threshold_clusters
 from dmeta.results.thresholds import STABILITY_SUFFIX
 
 PREFIX = "sweep_tab-"
@@ -141,15 +141,13 @@ def full_data_clusters(space, full_support, stat):
     relabel = np.zeros(sizes.size, dtype=np.int64)
     relabel[order] = np.arange(1, order.size + 1)
     labels = relabel[labels]
-    rows = []
-    for c in range(1, order.size + 1):
-        voxels = np.flatnonzero(labels == c)
-        peak = voxels[np.argmax(stat[voxels])]
-        x, y, z = space.ijk_to_mm(space.ijk[peak][None])[0]
-        rows.append({"cluster": c, "x": x, "y": y, "z": z, "peak ALE": float(stat[peak]),
-                     "size (voxels)": int(voxels.size)})
-    columns = ["cluster", "x", "y", "z", "peak ALE", "size (voxels)"]
-    return labels, pd.DataFrame(rows, columns=columns)
+    clusters = np.arange(1, order.size + 1)
+    peaks = cluster_peaks(stat, labels, clusters)
+    xyz = space.ijk_to_mm(space.ijk[peaks]).reshape(-1, 3)
+    return labels, pd.DataFrame({
+        "cluster": clusters, "x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2],
+        "peak ALE": stat[peaks].astype(float),
+        "size (voxels)": sizes[order].astype(int)})
 
 
 def replicate_overlaps(labels, supports, n_clusters):
