@@ -104,6 +104,24 @@ def test_stop_and_null_depend_on_the_seed_alone(client, toy_plan, chunk_iters):
         np.testing.assert_array_equal(two[name].values, fixed[name].values[:n])
 
 
+def test_blocks_past_the_stop_are_not_started(client, toy_plan, monkeypatch):
+    """Blocks go out in order, one per worker thread and one more: once the run stops, at
+    most those in flight are written beyond it, not every block up to max_iters."""
+    written = []
+    original = NullStore.write
+
+    def count(self, start, *args):
+        written.append(start)
+        original(self, start, *args)
+
+    monkeypatch.setattr(NullStore, "write", count)
+    nulls, _ = run_null(toy_plan, RULE, seed=3, chunk_iters=50)
+    n = nulls.sizes["iteration"]
+    assert n <= RULE.max_iters // 2  # the toy null stops early: a fair test
+    in_flight = sum(client.nthreads().values()) + 1
+    assert len(written) <= n // 50 + in_flight
+
+
 def test_interrupted_adaptive_run_stops_where_an_uninterrupted_one_does(
         client, toy_plan, tmp_path, monkeypatch, crash_after_writes):
     uninterrupted, _ = run_null(toy_plan, RULE, seed=8, chunk_iters=50)
